@@ -1,0 +1,137 @@
+-- Environments: this database (prod on the production database) and the others, reached
+-- through postgres_fdw foreign servers. Credentials stay in the servers' user mappings.
+
+-- Configuration and synchronization run on PROD only: the database whose own environment is prod.
+CREATE FUNCTION envsync.require_prod() RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+DECLARE
+    local_name text;
+BEGIN
+    SELECT e.name INTO local_name FROM envsync.environments e WHERE e.server IS NULL;
+    IF local_name IS DISTINCT FROM 'prod' THEN
+        RAISE EXCEPTION 'synchronization is configured and started only from the production database'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = CASE WHEN local_name IS NULL
+                                THEN 'This database is not registered as an environment.'
+                                ELSE format('This database is environment "%s".', local_name) END,
+                  HINT = 'Connect to the PROD database. Register it there once with: SELECT sync_add_environment(''prod'');';
+    END IF;
+END
+$$;
+
+-- Re-raises an error that came from environment env, saying so, with its SQLSTATE and texts.
+CREATE FUNCTION envsync.raise_from_environment(env text, state text, message text, detail text, hint text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    IF state LIKE '08%' OR state = '2F003' OR state = '42704' AND message LIKE 'user mapping not found%' THEN
+        RAISE EXCEPTION 'cannot connect to environment "%"', env
+            USING ERRCODE = state, DETAIL = message || coalesce(E'\n' || detail, ''),
+                  HINT = format('Check the foreign server of environment "%s" (host, port, dbname) and its user mapping for role %I.',
+                                env, current_user);
+    END IF;
+    RAISE EXCEPTION 'environment "%": %', env, message
+        USING ERRCODE = state, DETAIL = coalesce(detail, ''), HINT = coalesce(hint, '');
+END
+$$;
+
+CREATE FUNCTION sync_add_environment(name text, server text DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    env_name text := name;
+    link name;
+    remote_version text;
+    local_version text;
+    tracked record;
+    e_state text; e_message text; e_detail text; e_hint text;
+BEGIN
+    IF env_name IS NULL OR env_name !~ '^[a-z][a-z0-9_]{0,39}$' THEN
+        RAISE EXCEPTION 'invalid environment name "%"', env_name
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use up to 40 lower-case letters, digits and underscores, starting with a letter (prod, test).';
+    END IF;
+    IF EXISTS (SELECT FROM envsync.environments e WHERE e.name = env_name) THEN
+        RAISE EXCEPTION 'environment "%" already exists', env_name USING ERRCODE = 'duplicate_object';
+    END IF;
+
+    IF server IS NULL THEN
+        IF EXISTS (SELECT FROM envsync.environments e WHERE e.server IS NULL) THEN
+            RAISE EXCEPTION 'this database is already registered as environment "%"',
+                            (SELECT e.name FROM envsync.environments e WHERE e.server IS NULL)
+                USING ERRCODE = 'duplicate_object';
+        END IF;
+        INSERT INTO envsync.environments (name) VALUES (env_name);
+        RETURN;
+    END IF;
+
+    PERFORM envsync.require_prod();
+    IF NOT EXISTS (SELECT FROM pg_foreign_server s
+                     JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw
+                    WHERE s.srvname = server AND w.fdwname = 'postgres_fdw') THEN
+        RAISE EXCEPTION 'postgres_fdw server "%" does not exist', server
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Create it with CREATE SERVER ... FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host, port, dbname) and a USER MAPPING with the password of a role of that database.';
+    END IF;
+
+    link := 'envsync_env_' || env_name;
+    EXECUTE format('CREATE SCHEMA %I', link);
+    EXECUTE format('COMMENT ON SCHEMA %I IS %L', link,
+                   format('envsync: foreign tables reaching environment %s', env_name));
+    EXECUTE format('CREATE FOREIGN TABLE %I.about (version text, database_name name) '
+                   'SERVER %I OPTIONS (schema_name ''envsync'', table_name ''about'')', link, server);
+    EXECUTE format('CREATE FOREIGN TABLE %I.track_requests (schema_name name, table_name name, '
+                   'filter_column name, filter_pattern text, table_id integer, shape jsonb) '
+                   'SERVER %I OPTIONS (schema_name ''envsync'', table_name ''track_requests'')', link, server);
+    EXECUTE format('CREATE FOREIGN TABLE %I.row_log (table_id integer, key text[], kind "char", '
+                   'hash bigint, applied boolean, xid xid8, at timestamptz) '
+                   'SERVER %I OPTIONS (schema_name ''envsync'', table_name ''row_log'', fetch_size ''10000'')',
+                   link, server);
+    EXECUTE format('CREATE FOREIGN TABLE %I.row_hashes (table_id integer, key text[], hash bigint) '
+                   'SERVER %I OPTIONS (schema_name ''envsync'', table_name ''row_hashes'', fetch_size ''10000'')',
+                   link, server);
+
+    BEGIN
+        EXECUTE format('SELECT version FROM %I.about', link) INTO remote_version;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT,
+                                e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
+        IF e_state = '42P01' THEN
+            RAISE EXCEPTION 'envsync is not installed in the database of environment "%"', env_name
+                USING ERRCODE = 'undefined_object',
+                      HINT = 'There, run CREATE EXTENSION envsync CASCADE and SELECT sync_grant_link(''<role of the user mapping>'').';
+        ELSIF e_state = '42501' THEN
+            RAISE EXCEPTION 'the role of the user mapping may not use envsync in environment "%"', env_name
+                USING ERRCODE = 'insufficient_privilege', DETAIL = e_message,
+                      HINT = 'There, run SELECT sync_grant_link(''<role of the user mapping>'').';
+        END IF;
+        PERFORM envsync.raise_from_environment(env_name, e_state, e_message, e_detail, e_hint);
+    END;
+    SELECT extversion INTO local_version FROM pg_extension WHERE extname = 'envsync';
+    IF remote_version IS DISTINCT FROM local_version THEN
+        RAISE EXCEPTION 'environment "%" runs envsync %, this database %', env_name, remote_version, local_version
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Install the same envsync version in both databases (ALTER EXTENSION envsync UPDATE).';
+    END IF;
+
+    INSERT INTO envsync.environments (name, server, link_schema) VALUES (env_name, server, link);
+    -- Tables already in modules are tracked there too, and must be the same there.
+    FOR tracked IN SELECT t.relid FROM envsync.tracked_tables t
+                     JOIN envsync.module_tables m USING (table_id) ORDER BY t.table_id LOOP
+        PERFORM envsync.track_everywhere(tracked.relid);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION sync_add_environment(text, text) IS
+    'Registers an environment: this database when server is NULL (prod on the production database), else the database behind a postgres_fdw server';
+
+-- Run in every non-production environment, once, for the role its user mapping on PROD uses.
+CREATE FUNCTION sync_grant_link(role_name regrole) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    EXECUTE format('GRANT USAGE ON SCHEMA envsync TO %s', role_name);
+    EXECUTE format('GRANT SELECT ON envsync.about, envsync.row_hashes TO %s', role_name);
+    EXECUTE format('GRANT SELECT, DELETE ON envsync.row_log TO %s', role_name);
+    EXECUTE format('GRANT SELECT, INSERT ON envsync.track_requests TO %s', role_name);
+END
+$$;
+COMMENT ON FUNCTION sync_grant_link(regrole) IS
+    'Lets the role of PROD''s user mapping track and read this environment (run in TEST, once)';

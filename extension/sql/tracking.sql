@@ -1,0 +1,223 @@
+-- Change tracking, in every environment: which tables are tracked, the change log the C++
+-- trigger appends to, and the per-table row hashes a full comparison reads.
+
+CREATE TABLE envsync.tracked_tables (
+    table_id       integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    relid          regclass NOT NULL UNIQUE,
+    filter_column  name,     -- only rows whose filter_column LIKE filter_pattern are synced
+    filter_pattern text,
+    tracked_at     timestamptz NOT NULL DEFAULT now(),
+    CHECK ((filter_column IS NULL) = (filter_pattern IS NULL))
+);
+COMMENT ON TABLE envsync.tracked_tables IS 'Tables whose writes this database records in envsync.row_log';
+
+-- Appended to by envsync.track_change() straight to the heap: no index, no trigger, no
+-- default (the trigger checks). Entries are removed once every pair has taken them in.
+CREATE TABLE envsync.row_log (
+    table_id integer NOT NULL,
+    key      text[] NOT NULL,     -- the record's primary key, each column as text
+    kind     "char" NOT NULL,     -- I inserted, U updated, D deleted
+    hash     bigint,              -- content hash of the new row (NULL for deletions)
+    applied  boolean NOT NULL,    -- written by envsync's apply, not by a user
+    xid      xid8 NOT NULL,       -- writing transaction
+    at       timestamptz NOT NULL -- start of the writing statement
+);
+COMMENT ON TABLE envsync.row_log IS 'One entry per write to a tracked table since the changes were last taken in by a comparison';
+
+CREATE FUNCTION envsync.track_change() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'envsync_track_change' LANGUAGE C;
+COMMENT ON FUNCTION envsync.track_change() IS 'Change-tracking trigger installed by envsync on every synced table';
+
+CREATE FUNCTION envsync.row_hash(record) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'envsync_row_hash' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION envsync.row_hash(record) IS
+    'Content hash of a row: equal rows (by PostgreSQL equality) hash alike, whatever the session settings';
+
+-- Columns (name and type, in order) and primary key of a table, to check that a table is the
+-- same in two environments. Types by name: OIDs differ between servers.
+CREATE FUNCTION envsync.table_shape(tbl regclass) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
+    SELECT jsonb_build_object(
+        'columns', (SELECT coalesce(jsonb_agg(jsonb_build_object('name', a.attname,
+                                                                 'type', format_type(a.atttypid, a.atttypmod))
+                                              ORDER BY a.attnum), '[]')
+                      FROM pg_attribute a
+                     WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped),
+        'key', (SELECT jsonb_agg(a.attname ORDER BY k.ord)
+                  FROM pg_index i
+                 CROSS JOIN unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+                  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                 WHERE i.indrelid = tbl AND i.indisprimary))
+$$;
+
+-- Refuses, with the reason, a table envsync cannot or must not synchronize.
+CREATE FUNCTION envsync.check_trackable(tbl regclass, filter_column name, filter_pattern text)
+RETURNS void LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+DECLARE
+    denied text;
+    bad_key record;
+BEGIN
+    SELECT n.reason INTO denied FROM envsync.never_synced n
+      JOIN pg_class c ON c.relname = n.table_name WHERE c.oid = tbl;
+    IF FOUND THEN
+        RAISE EXCEPTION 'table "%" is never synchronized', tbl
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('It holds %s, which stay in each environment.', denied),
+                  HINT = 'Leave it out of the module.';
+    END IF;
+    IF (SELECT relkind FROM pg_class WHERE oid = tbl) NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '"%" is not a table', tbl
+            USING ERRCODE = 'wrong_object_type', HINT = 'Only tables can be synchronized.';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_index WHERE indrelid = tbl AND indisprimary) THEN
+        RAISE EXCEPTION 'table "%" has no primary key', tbl
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Records are matched between environments by their primary key.',
+                  HINT = 'Add a primary key to the table in every environment.';
+    END IF;
+    -- A key is compared as text; only types whose text form ignores session settings qualify.
+    SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type INTO bad_key
+      FROM pg_index i
+     CROSS JOIN unnest(i.indkey::int2[]) AS k(attnum)
+      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+     WHERE i.indrelid = tbl AND i.indisprimary
+       AND a.atttypid NOT IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'text'::regtype,
+                              'varchar'::regtype, 'uuid'::regtype)
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'primary key column "%" of table "%" has unsupported type %',
+                        bad_key.attname, tbl, bad_key.type
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Key columns must be smallint, integer, bigint, text, varchar or uuid.';
+    END IF;
+    IF filter_column IS NOT NULL AND NOT EXISTS (
+           SELECT FROM pg_attribute
+            WHERE attrelid = tbl AND attname = filter_column AND NOT attisdropped
+              AND atttypid IN ('text'::regtype, 'varchar'::regtype)) THEN
+        RAISE EXCEPTION 'table "%" has no text column "%" to filter on', tbl, filter_column
+            USING ERRCODE = 'undefined_column';
+    END IF;
+END
+$$;
+
+-- envsync.row_hashes: (table_id, key, hash) of every synced row of every tracked table, one
+-- UNION ALL branch per table; a query for one table_id reads that table only.
+CREATE VIEW envsync.row_hashes AS
+    SELECT NULL::integer AS table_id, NULL::text[] AS key, NULL::bigint AS hash WHERE false;
+COMMENT ON VIEW envsync.row_hashes IS 'Key and content hash of every synced row, by tracked table';
+-- Not a member of the extension: DROP TABLE ... CASCADE of a tracked table drops the view, not
+-- the whole extension; the sql_drop event trigger below builds it again without that table.
+ALTER EXTENSION envsync DROP VIEW envsync.row_hashes;
+
+CREATE FUNCTION envsync.rebuild_row_hashes() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+    branches text;
+BEGIN
+    SELECT string_agg(format('SELECT %s::integer AS table_id, ARRAY[%s]::text[] AS key, envsync.row_hash(t) AS hash FROM %s t%s',
+                             tt.table_id,
+                             (SELECT string_agg(format('t.%I::text', a.attname), ', ' ORDER BY k.ord)
+                                FROM pg_index i
+                               CROSS JOIN unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+                                JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                               WHERE i.indrelid = tt.relid AND i.indisprimary),
+                             tt.relid,
+                             CASE WHEN tt.filter_column IS NOT NULL
+                                  THEN format(' WHERE t.%I LIKE %L', tt.filter_column, tt.filter_pattern)
+                                  ELSE '' END),
+                      ' UNION ALL ' ORDER BY tt.table_id)
+      INTO branches
+      FROM envsync.tracked_tables tt;
+    EXECUTE 'CREATE OR REPLACE VIEW envsync.row_hashes AS '
+            || coalesce(branches, 'SELECT NULL::integer AS table_id, NULL::text[] AS key, NULL::bigint AS hash WHERE false');
+END
+$$;
+
+-- Tracking is switched on by inserting a request: PROD does so in its own database and, through
+-- postgres_fdw, in every other environment's, so nobody has to log in to TEST to configure it.
+-- The trigger answers through the returned row (RETURNING table_id, shape).
+CREATE TABLE envsync.track_requests (
+    request_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    schema_name    name NOT NULL,
+    table_name     name NOT NULL,
+    filter_column  name,
+    filter_pattern text,
+    table_id       integer,  -- answer: the table's id in this database
+    shape          jsonb,    -- answer: envsync.table_shape() of the table here
+    requested_at   timestamptz NOT NULL DEFAULT now(),
+    requested_by   name NOT NULL DEFAULT session_user
+);
+COMMENT ON TABLE envsync.track_requests IS 'Requests to track a table in this database, answered by the insert trigger';
+
+CREATE FUNCTION envsync.track_request() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tbl regclass := to_regclass(format('%I.%I', NEW.schema_name, NEW.table_name));
+BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'table "%.%" does not exist', NEW.schema_name, NEW.table_name
+            USING ERRCODE = 'undefined_table';
+    END IF;
+    -- The requester reaches, through this definer function, only tables it may read itself.
+    IF NOT has_table_privilege(session_user, tbl, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied for table %', tbl
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('Grant SELECT, INSERT, UPDATE, DELETE on it to %I.', session_user);
+    END IF;
+    PERFORM envsync.check_trackable(tbl, NEW.filter_column, NEW.filter_pattern);
+    INSERT INTO envsync.tracked_tables AS t (relid, filter_column, filter_pattern)
+    VALUES (tbl, NEW.filter_column, NEW.filter_pattern)
+    ON CONFLICT (relid) DO UPDATE
+       SET filter_column = EXCLUDED.filter_column, filter_pattern = EXCLUDED.filter_pattern
+    RETURNING t.table_id INTO NEW.table_id;
+    IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = tbl AND tgname = 'envsync_track') THEN
+        EXECUTE format('CREATE TRIGGER envsync_track AFTER INSERT OR UPDATE OR DELETE ON %s '
+                       'FOR EACH ROW EXECUTE FUNCTION envsync.track_change(%L)', tbl, NEW.table_id);
+        EXECUTE format('CREATE TRIGGER envsync_track_truncate BEFORE TRUNCATE ON %s '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION envsync.track_change(%L)', tbl, NEW.table_id);
+        -- ALWAYS: writes made with session_replication_role = replica are content changes too.
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER envsync_track, '
+                       'ENABLE ALWAYS TRIGGER envsync_track_truncate', tbl);
+    END IF;
+    PERFORM envsync.rebuild_row_hashes();
+    NEW.shape := envsync.table_shape(tbl);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER track_request BEFORE INSERT ON envsync.track_requests
+    FOR EACH ROW EXECUTE FUNCTION envsync.track_request();
+
+-- What was tracked, per record: the writes since a comparison last took the changes in.
+CREATE VIEW envsync.tracked_changes AS
+    SELECT t.relid AS table_name,
+           l.key,
+           bool_or(l.kind = 'I') AS inserted,
+           bool_or(l.kind = 'U') AS updated,
+           bool_or(l.kind = 'D') AS deleted,
+           bool_and(l.applied) AS by_envsync,   -- every write came from envsync's own apply
+           count(*) AS writes,
+           min(l.at) AS first_change_at,
+           max(l.at) AS last_change_at
+      FROM envsync.row_log l
+      JOIN envsync.tracked_tables t USING (table_id)
+     GROUP BY t.relid, l.key;
+COMMENT ON VIEW envsync.tracked_changes IS
+    'Records written since their changes were last taken in: how (inserted, updated, deleted), when, and whether by users or by envsync';
+
+-- A dropped table is no longer tracked (its module loses it); the hash view forgets it.
+CREATE FUNCTION envsync.forget_dropped_tables() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    IF to_regclass('envsync.tracked_tables') IS NULL THEN  -- envsync itself is being dropped
+        RETURN;
+    END IF;
+    DELETE FROM envsync.tracked_tables t
+     USING pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = t.relid;
+    IF FOUND THEN
+        PERFORM envsync.rebuild_row_hashes();
+    END IF;
+END
+$$;
+CREATE EVENT TRIGGER envsync_forget_dropped_tables ON sql_drop
+    EXECUTE FUNCTION envsync.forget_dropped_tables();

@@ -1,0 +1,58 @@
+#include "change_log.hpp"
+
+namespace envsync {
+
+bool applying = false;
+
+namespace {
+
+enum LogColumn { table_id_col, key_col, kind_col, hash_col, applied_col, xid_col, at_col, n_cols };
+
+Oid log_relid = InvalidOid;
+
+void forget_log(Datum, Oid relid) {
+    if (relid == InvalidOid || relid == log_relid)
+        log_relid = InvalidOid;
+}
+
+}  // namespace
+
+Relation open_change_log() {
+    static bool callback_registered = false;
+    if (!callback_registered) {
+        CacheRegisterRelcacheCallback(forget_log, Datum(0));
+        callback_registered = true;
+    }
+    if (!OidIsValid(log_relid))
+        log_relid = get_relname_relid("row_log", get_namespace_oid("envsync", false));
+    if (!OidIsValid(log_relid))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+                        errmsg("envsync change log table is missing"),
+                        errhint("Reinstall the extension with DROP EXTENSION envsync and CREATE EXTENSION envsync.")));
+    Relation rel = table_open(log_relid, RowExclusiveLock);
+    // Entries are written straight to the heap, bypassing the executor: the table must stay
+    // exactly as the install script made it (no index, no trigger) to remain consistent.
+    if (RelationGetDescr(rel)->natts != n_cols || rel->rd_rel->relhasindex || rel->trigdesc)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("envsync change log table \"envsync.row_log\" was altered"),
+                        errdetail("The table must have no index, no trigger and its original columns.")));
+    return rel;
+}
+
+void append_change(Relation log, int32 table_id, Datum key, ChangeKind kind, uint64_t hash) {
+    Datum values[n_cols];
+    bool nulls[n_cols] = {};
+    values[table_id_col] = Int32GetDatum(table_id);
+    values[key_col] = key;
+    values[kind_col] = CharGetDatum(static_cast<char>(kind));
+    values[hash_col] = Int64GetDatum(static_cast<int64>(hash));
+    nulls[hash_col] = kind == ChangeKind::deleted;
+    values[applied_col] = BoolGetDatum(applying);
+    values[xid_col] = FullTransactionIdGetDatum(GetTopFullTransactionId());
+    values[at_col] = TimestampTzGetDatum(GetCurrentStatementStartTimestamp());
+    HeapTuple tuple = heap_form_tuple(RelationGetDescr(log), values, nulls);
+    simple_heap_insert(log, tuple);
+    heap_freetuple(tuple);
+}
+
+}  // namespace envsync

@@ -1,0 +1,136 @@
+#include "row_shape.hpp"
+
+#include <unordered_map>
+
+#include "pg_boundary.hpp"
+
+namespace envsync {
+namespace {
+
+using ShapeKey = uint64_t;  // row type oid and typmod
+
+std::unordered_map<ShapeKey, RowShape> shapes;
+bool callback_registered = false;
+
+void forget_shapes(Datum, Oid relid) {
+    if (relid == InvalidOid) {
+        shapes.clear();
+        return;
+    }
+    for (auto it = shapes.begin(); it != shapes.end();)
+        it = it->second.relid == relid ? shapes.erase(it) : std::next(it);
+}
+
+// A constant per position keeps NULLs apart from any value and columns from each other.
+constexpr uint64_t null_marker = 0x9e3779b97f4a7c15ULL;
+
+}  // namespace
+
+const RowShape &row_shape(TupleDesc desc, Oid relid) {
+    ShapeKey key = (static_cast<uint64_t>(desc->tdtypeid) << 32) |
+                   static_cast<uint32_t>(desc->tdtypmod);
+    auto found = shapes.find(key);
+    if (found != shapes.end() && found->second.columns.size() == size_t(desc->natts))
+        return found->second;
+
+    if (!callback_registered) {
+        pg_call([] { CacheRegisterRelcacheCallback(forget_shapes, Datum(0)); });
+        callback_registered = true;
+    }
+    RowShape shape;
+    shape.relid = relid;
+    shape.columns.resize(desc->natts);
+    ColumnReader *columns = shape.columns.data();
+    pg_call([&] {
+        for (int i = 0; i < desc->natts; i++) {
+            Form_pg_attribute att = TupleDescAttr(desc, i);
+            columns[i].dropped = att->attisdropped;
+            if (att->attisdropped)
+                continue;
+            columns[i].collation = att->attcollation;
+            columns[i].typlen = att->attlen;
+            columns[i].typbyval = att->attbyval;
+            TypeCacheEntry *type = lookup_type_cache(att->atttypid, TYPECACHE_HASH_EXTENDED_PROC_FINFO);
+            if (OidIsValid(type->hash_extended_proc))
+                columns[i].hash_fn = &type->hash_extended_proc_finfo;
+            Oid output_fn;
+            bool varlena;
+            getTypeOutputInfo(att->atttypid, &output_fn, &varlena);
+            fmgr_info_cxt(output_fn, &columns[i].output, TopMemoryContext);
+        }
+    });
+    if (OidIsValid(relid)) {
+        // Filled in by the catalog lookup, then copied out: no C++ object lives in the guard.
+        AttrNumber attnums[INDEX_MAX_KEYS];
+        int nkeys = pg_call([&] {
+            Relation rel = relation_open(relid, AccessShareLock);
+            Oid pk = RelationGetPrimaryKeyIndex(rel);
+            relation_close(rel, AccessShareLock);
+            if (!OidIsValid(pk))
+                ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                                errmsg("table \"%s\" has no primary key", get_rel_name(relid))));
+            HeapTuple index_tuple = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pk));
+            auto index = reinterpret_cast<Form_pg_index>(GETSTRUCT(index_tuple));
+            int n = index->indnkeyatts;
+            for (int i = 0; i < n; i++)
+                attnums[i] = index->indkey.values[i];
+            ReleaseSysCache(index_tuple);
+            return n;
+        });
+        shape.key_columns.assign(attnums, attnums + nkeys);
+    }
+    return shapes.insert_or_assign(key, std::move(shape)).first->second;
+}
+
+uint64_t row_hash(const RowShape &shape, const Datum *values, const bool *nulls) {
+    uint64_t hash = 0;
+    for (size_t i = 0; i < shape.columns.size(); i++) {
+        const ColumnReader &column = shape.columns[i];
+        if (column.dropped)
+            continue;
+        uint64_t seed = i + 1;
+        uint64_t value_hash;
+        if (nulls[i]) {
+            value_hash = null_marker * seed;
+        } else if (column.hash_fn) {
+            value_hash = DatumGetUInt64(FunctionCall2Coll(column.hash_fn, column.collation,
+                                                          values[i], UInt64GetDatum(seed)));
+        } else {
+            char *text = OutputFunctionCall(const_cast<FmgrInfo *>(&column.output), values[i]);
+            value_hash = hash_bytes_extended(reinterpret_cast<const unsigned char *>(text),
+                                             strlen(text), seed);
+            pfree(text);
+        }
+        hash = hash_combine64(hash, value_hash);
+    }
+    return hash;
+}
+
+Datum row_key(const RowShape &shape, const Datum *values, const bool *nulls) {
+    Datum parts[INDEX_MAX_KEYS];
+    int n = 0;
+    for (AttrNumber attnum : shape.key_columns) {
+        int i = attnum - 1;
+        if (nulls[i])  // a primary key column is never NULL; a composite given by hand may be
+            ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                            errmsg("key column %d is null", attnum)));
+        char *text = OutputFunctionCall(const_cast<FmgrInfo *>(&shape.columns[i].output), values[i]);
+        parts[n++] = CStringGetTextDatum(text);
+    }
+    return PointerGetDatum(construct_array(parts, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+bool same_key(const RowShape &shape, const Datum *a_values, const bool *a_nulls,
+              const Datum *b_values, const bool *b_nulls) {
+    for (AttrNumber attnum : shape.key_columns) {
+        int i = attnum - 1;
+        if (a_nulls[i] != b_nulls[i])
+            return false;
+        if (!a_nulls[i] && !datumIsEqual(a_values[i], b_values[i], shape.columns[i].typbyval,
+                                         shape.columns[i].typlen))
+            return false;
+    }
+    return true;
+}
+
+}  // namespace envsync

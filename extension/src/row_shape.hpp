@@ -1,0 +1,46 @@
+// How envsync reads a row: its content hash and its key (the primary key, "internal ID").
+//
+// The content hash combines, column by column, each type's own extended hash function (the
+// one behind its hash opclass). Equal values by PostgreSQL's equality hash alike, so 1.5 and
+// 1.50, jsonb with keys in another order, the same instant in two time zones or an interval
+// written two ways never look different; and no session setting (DateStyle, TimeZone,
+// extra_float_digits, bytea_output, client_encoding) is involved. Types without a hash opclass
+// (json, point, ...) fall back to their text output, the only equality they have.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "pg_headers.hpp"
+
+namespace envsync {
+
+struct ColumnReader {
+    bool dropped = false;
+    Oid collation = InvalidOid;
+    int16 typlen = 0;
+    bool typbyval = false;
+    FmgrInfo *hash_fn = nullptr;  // the type cache's; nullptr: hash the text output instead
+    FmgrInfo output{};            // used for the fallback and for key columns
+};
+
+struct RowShape {
+    Oid relid = InvalidOid;             // the table, or InvalidOid for another composite
+    std::vector<ColumnReader> columns;  // by attribute number - 1
+    std::vector<AttrNumber> key_columns;  // primary key columns in key order; tables only
+};
+
+// The shape of rows of this descriptor (a table's when relid is valid), cached per backend
+// until the table or type changes.
+const RowShape &row_shape(TupleDesc desc, Oid relid);
+
+// The two functions below call PostgreSQL directly: run them inside pg_call().
+uint64_t row_hash(const RowShape &shape, const Datum *values, const bool *nulls);
+// The key as text[]: each key column's text output (key types are restricted to those whose
+// output does not depend on session settings, see sync_add_module).
+Datum row_key(const RowShape &shape, const Datum *values, const bool *nulls);
+// Whether two rows have the same key (binary equality is exact for the allowed key types).
+bool same_key(const RowShape &shape, const Datum *a_values, const bool *a_nulls,
+              const Datum *b_values, const bool *b_nulls);
+
+}  // namespace envsync
