@@ -32,7 +32,7 @@ Relation open_change_log() {
     Relation rel = table_open(log_relid, RowExclusiveLock);
     // Entries are written straight to the heap, bypassing the executor: the table must stay
     // exactly as the install script made it (no index, no trigger) to remain consistent.
-    if (RelationGetDescr(rel)->natts != n_cols || rel->rd_rel->relhasindex || rel->trigdesc)
+    if (RelationGetDescr(rel)->natts != n_cols || RelationGetIndexList(rel) != NIL || rel->trigdesc)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                         errmsg("envsync change log table \"envsync.row_log\" was altered"),
                         errdetail("The table must have no index, no trigger and its original columns.")));
