@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Change-tracking overhead: a mixed insert/update/delete pgbench workload on three identical
+# tables in the same database and run: untracked, tracked by envsync's C++ trigger, and tracked
+# by an equivalent PL/pgSQL trigger (the approach of trigger-based sync tools). Rounds are
+# interleaved and the median of each is taken, since absolute figures drift on shared machines.
+# synchronous_commit is off: with it on, WAL flushes hide any trigger cost.
+#
+#   test/bench/trigger_overhead.sh [seconds per run, default 15] [rounds, default 3]
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+seconds=${1:-15}
+rounds=${2:-3}
+rows=100000
+db=envsync_bench
+
+"$repo/test/cluster.sh" start prod >/dev/null
+eval "$("$repo/test/cluster.sh" env prod)"
+export PGDATABASE=$db
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+psql -X -q -v ON_ERROR_STOP=1 <<SQL
+ALTER DATABASE $db SET synchronous_commit = off;
+CREATE EXTENSION envsync CASCADE;
+SELECT sync_add_environment('prod');
+CREATE SCHEMA bench;
+SQL
+variants="untracked tracked plpgsql"
+for t in $variants; do
+    psql -X -q -v ON_ERROR_STOP=1 -c "
+        CREATE TABLE bench.$t (
+            id bigserial PRIMARY KEY, title text NOT NULL, body text, meta jsonb,
+            price numeric(12,2), tags text[], updated_at timestamptz NOT NULL DEFAULT now());
+        INSERT INTO bench.$t (title, body, meta, price, tags)
+        SELECT 'Page ' || g, repeat(md5(g::text), 8), jsonb_build_object('n', g, 'tags', jsonb_build_array('a', 'b')),
+               g % 1000 + 0.99, ARRAY['x', g::text]
+          FROM generate_series(1, $rows) g;"
+done
+psql -X -q -v ON_ERROR_STOP=1 <<SQL
+SELECT sync_add_module('bench', ARRAY['bench.tracked']::regclass[]);
+
+-- What envsync's trigger records, written the usual PL/pgSQL way.
+CREATE TABLE bench.plpgsql_log (table_name text, key text[], kind "char", hash bigint,
+                                applied boolean, xid xid8, at timestamptz);
+CREATE FUNCTION bench.plpgsql_track() RETURNS trigger LANGUAGE plpgsql AS \$\$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        INSERT INTO bench.plpgsql_log VALUES (TG_TABLE_NAME, ARRAY[OLD.id::text], 'D', NULL,
+            coalesce(current_setting('envsync.applying', true), 'off')::boolean,
+            pg_current_xact_id(), statement_timestamp());
+    ELSE
+        INSERT INTO bench.plpgsql_log VALUES (TG_TABLE_NAME, ARRAY[NEW.id::text], left(TG_OP, 1)::"char",
+            hashtextextended(NEW::text, 0),
+            coalesce(current_setting('envsync.applying', true), 'off')::boolean,
+            pg_current_xact_id(), statement_timestamp());
+    END IF;
+    RETURN NULL;
+END
+\$\$;
+CREATE TRIGGER track AFTER INSERT OR UPDATE OR DELETE ON bench.plpgsql
+    FOR EACH ROW EXECUTE FUNCTION bench.plpgsql_track();
+SQL
+psql -X -q -c "VACUUM ANALYZE"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+for t in $variants; do
+    cat > "$work/$t-update.sql" <<SQL
+\set id random(1, $rows)
+UPDATE bench.$t SET title = 'Edited ' || :id, price = price + 1, updated_at = now() WHERE id = :id;
+SQL
+    cat > "$work/$t-insert.sql" <<SQL
+INSERT INTO bench.$t (title, body, meta, price, tags)
+VALUES ('New page', repeat('x', 256), '{"new": true}', 9.99, '{new}');
+SQL
+    cat > "$work/$t-delete.sql" <<SQL
+\set id random(1, $rows)
+DELETE FROM bench.$t WHERE id = :id;
+SQL
+done
+
+declare -A results
+order=($variants)
+for round in $(seq "$rounds"); do
+    for t in "${order[@]}"; do
+        tps=$(pgbench -n -M prepared -c 2 -j 2 -T "$seconds" \
+                -f "$work/$t-update.sql@2" -f "$work/$t-insert.sql@1" -f "$work/$t-delete.sql@1" \
+              | awk '/^tps = / {print $3; exit}')
+        results[$t]+="$tps "
+        printf 'round %d  %-9s %10.0f tps\n' "$round" "$t" "$tps"
+    done
+    order=("${order[@]:1}" "${order[0]}")   # rotate, so no variant always runs first
+done
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+u=$(median "${results[untracked]}"); c=$(median "${results[tracked]}"); p=$(median "${results[plpgsql]}")
+logged=$(psql -X -At -c "SELECT count(*) FROM envsync.row_log")
+echo
+printf 'median tps: untracked %.0f, envsync C++ trigger %.0f, PL/pgSQL trigger %.0f (%s entries logged)\n' "$u" "$c" "$p" "$logged"
+awk -v u="$u" -v c="$c" -v p="$p" 'BEGIN {
+    printf "tracked / untracked        = %.3f  (goal >= 0.85)\n", c / u
+    printf "tracked / PL/pgSQL trigger = %.3f  (goal > 1)\n", c / p
+    printf "PL/pgSQL / untracked       = %.3f\n", p / u }'
+psql -X -q -d postgres -c "DROP DATABASE $db"

@@ -1,0 +1,40 @@
+# Minimal TAP output for the bash end-to-end tests (run with: prove --exec bash test/e2e/*.sh).
+#   ok DESC CMD...          passes when CMD succeeds
+#   is GOT WANT DESC        passes when GOT = WANT
+#   like GOT REGEX DESC     passes when GOT matches the extended regex
+#   done_testing            prints the plan; exit status says whether all passed
+tap_count=0
+tap_failures=0
+
+tap_result() {   # tap_result PASSED DESC [diagnostic]
+    tap_count=$((tap_count + 1))
+    if [[ $1 == 1 ]]; then
+        echo "ok $tap_count - $2"
+    else
+        tap_failures=$((tap_failures + 1))
+        echo "not ok $tap_count - $2"
+        [[ -n ${3:-} ]] && sed 's/^/#   /' <<<"$3"
+    fi
+    return 0
+}
+
+ok() {
+    local desc=$1 out
+    shift
+    if out=$("$@" 2>&1); then tap_result 1 "$desc"; else tap_result 0 "$desc" "$out"; fi
+}
+
+is() {
+    if [[ $1 == "$2" ]]; then tap_result 1 "$3"
+    else tap_result 0 "$3" "got:  $1"$'\n'"want: $2"; fi
+}
+
+like() {
+    if [[ $1 =~ $2 ]]; then tap_result 1 "$3"
+    else tap_result 0 "$3" "got:  $1"$'\n'"want match: $2"; fi
+}
+
+done_testing() {
+    echo "1..$tap_count"
+    [[ $tap_failures -eq 0 ]]
+}
