@@ -1,5 +1,7 @@
 \set SHOW_CONTEXT never
 -- The change-tracking trigger (catalog.sql registered prod and the modules).
+-- Hashing the table's rows first must not change what the trigger knows of the table's key.
+SELECT count(envsync.row_hash(p)) FROM shop.cms_pages p;
 INSERT INTO shop.cms_pages (id, slug, title, body) VALUES (1, 'home', 'Home', 'Welcome'), (2, 'about', 'About', NULL);
 UPDATE shop.cms_pages SET title = 'Start' WHERE id = 1;
 UPDATE shop.cms_pages SET title = title WHERE id = 2;     -- a write, even without a change

@@ -11,11 +11,20 @@ fixtures=$repo/test/fixtures
 
 "$cluster" start >/dev/null
 for side in prod test; do
-    "$cluster" psql "$side" -At -c "SET client_min_messages = warning" \
-        -c "DROP EXTENSION IF EXISTS envsync CASCADE" \
-        -c "DROP SCHEMA IF EXISTS shop, shop_fixture CASCADE" \
-        -c "SELECT format('DROP SCHEMA %I CASCADE', nspname) FROM pg_namespace WHERE nspname LIKE 'envsync\_env\_%'" \
-        -c '\gexec'
+    "$cluster" psql "$side" <<'SQL'
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS envsync CASCADE;
+DROP SCHEMA IF EXISTS shop, shop_fixture CASCADE;
+DO $$
+DECLARE
+    link name;
+BEGIN
+    FOR link IN SELECT nspname FROM pg_namespace WHERE nspname LIKE 'envsync\_env\_%' LOOP
+        EXECUTE format('DROP SCHEMA %I CASCADE', link);
+    END LOOP;
+END
+$$;
+SQL
     "$cluster" psql "$side" -f "$fixtures/shop_schema.sql" -f "$fixtures/shop_generate.sql" \
         -c "SELECT shop_fixture.generate($scale)" -o /dev/null
     "$cluster" psql "$side" -c "SET client_min_messages = warning" -c "CREATE EXTENSION envsync CASCADE"

@@ -135,3 +135,25 @@ END
 $$;
 COMMENT ON FUNCTION sync_grant_link(regrole) IS
     'Lets the role of PROD''s user mapping track and read this environment (run in TEST, once)';
+
+CREATE FUNCTION sync_remove_environment(name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    env envsync.environments;
+BEGIN
+    SELECT * INTO env FROM envsync.environments e WHERE e.name = sync_remove_environment.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'environment "%" does not exist', name USING ERRCODE = 'undefined_object';
+    END IF;
+    IF env.server IS NULL THEN
+        RAISE EXCEPTION 'environment "%" is this database', name
+            USING ERRCODE = 'object_in_use', HINT = 'Remove the other environments; this one stays.';
+    END IF;
+    PERFORM envsync.require_prod();
+    -- Tracking stays installed over there: it costs little and keeps its history for a re-add.
+    EXECUTE format('DROP SCHEMA %I CASCADE', env.link_schema);
+    DELETE FROM envsync.environments e WHERE e.name = env.name;
+END
+$$;
+COMMENT ON FUNCTION sync_remove_environment(text) IS
+    'Forgets an environment reached through a foreign server (tracking stays installed there)';

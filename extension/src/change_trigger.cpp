@@ -85,7 +85,7 @@ Datum track_change(FunctionCallInfo fcinfo) {
                         "It runs AFTER each row or BEFORE TRUNCATE, with the table id as argument.",
                         "Track tables with sync_add_module().");
     Relation rel = trigger->tg_relation;
-    const RowShape &shape = row_shape(RelationGetDescr(rel), RelationGetRelid(rel));
+    const RowShape &shape = row_shape(RelationGetDescr(rel), true);
     const char *table_id_text = trigger->tg_trigger->tgargs[0];
     pg_call([&] {
         int32 table_id = pg_strtoint32(table_id_text);

@@ -14,7 +14,7 @@ Datum hash_of_record(FunctionCallInfo fcinfo) {
     });
     const RowShape *shape;
     try {
-        shape = &row_shape(desc, InvalidOid);
+        shape = &row_shape(desc, false);
     } catch (...) {
         pg_call([&] { ReleaseTupleDesc(desc); });
         throw;

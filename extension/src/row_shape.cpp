@@ -26,22 +26,13 @@ constexpr uint64_t null_marker = 0x9e3779b97f4a7c15ULL;
 
 }  // namespace
 
-const RowShape &row_shape(TupleDesc desc, Oid relid) {
-    ShapeKey key = (static_cast<uint64_t>(desc->tdtypeid) << 32) |
-                   static_cast<uint32_t>(desc->tdtypmod);
-    auto found = shapes.find(key);
-    if (found != shapes.end() && found->second.columns.size() == size_t(desc->natts))
-        return found->second;
+namespace {
 
-    if (!callback_registered) {
-        pg_call([] { CacheRegisterRelcacheCallback(forget_shapes, Datum(0)); });
-        callback_registered = true;
-    }
+RowShape read_columns(TupleDesc desc) {
     RowShape shape;
-    shape.relid = relid;
     shape.columns.resize(desc->natts);
     ColumnReader *columns = shape.columns.data();
-    pg_call([&] {
+    shape.relid = pg_call([&] {
         for (int i = 0; i < desc->natts; i++) {
             Form_pg_attribute att = TupleDescAttr(desc, i);
             columns[i].dropped = att->attisdropped;
@@ -58,28 +49,52 @@ const RowShape &row_shape(TupleDesc desc, Oid relid) {
             getTypeOutputInfo(att->atttypid, &output_fn, &varlena);
             fmgr_info_cxt(output_fn, &columns[i].output, TopMemoryContext);
         }
+        return desc->tdtypeid == RECORDOID ? InvalidOid : get_typ_typrelid(desc->tdtypeid);
     });
-    if (OidIsValid(relid)) {
-        // Filled in by the catalog lookup, then copied out: no C++ object lives in the guard.
-        AttrNumber attnums[INDEX_MAX_KEYS];
-        int nkeys = pg_call([&] {
-            Relation rel = relation_open(relid, AccessShareLock);
-            Oid pk = RelationGetPrimaryKeyIndex(rel);
-            relation_close(rel, AccessShareLock);
-            if (!OidIsValid(pk))
-                ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                                errmsg("table \"%s\" has no primary key", get_rel_name(relid))));
-            HeapTuple index_tuple = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pk));
-            auto index = reinterpret_cast<Form_pg_index>(GETSTRUCT(index_tuple));
-            int n = index->indnkeyatts;
-            for (int i = 0; i < n; i++)
-                attnums[i] = index->indkey.values[i];
-            ReleaseSysCache(index_tuple);
-            return n;
-        });
-        shape.key_columns.assign(attnums, attnums + nkeys);
+    return shape;
+}
+
+void read_key(RowShape &shape) {
+    if (!OidIsValid(shape.relid))
+        throw UserError(ERRCODE_WRONG_OBJECT_TYPE, "a row without a table has no key");
+    // Filled in by the catalog lookup, then copied out: no C++ object lives in the guard.
+    AttrNumber attnums[INDEX_MAX_KEYS];
+    Oid relid = shape.relid;
+    int nkeys = pg_call([&] {
+        Relation rel = relation_open(relid, AccessShareLock);
+        Oid pk = RelationGetPrimaryKeyIndex(rel);
+        relation_close(rel, AccessShareLock);
+        if (!OidIsValid(pk))
+            ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                            errmsg("table \"%s\" has no primary key", get_rel_name(relid))));
+        HeapTuple index_tuple = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pk));
+        auto index = reinterpret_cast<Form_pg_index>(GETSTRUCT(index_tuple));
+        int n = index->indnkeyatts;
+        for (int i = 0; i < n; i++)
+            attnums[i] = index->indkey.values[i];
+        ReleaseSysCache(index_tuple);
+        return n;
+    });
+    shape.key_columns.assign(attnums, attnums + nkeys);
+    shape.has_key = true;
+}
+
+}  // namespace
+
+const RowShape &row_shape(TupleDesc desc, bool with_key) {
+    ShapeKey key = (static_cast<uint64_t>(desc->tdtypeid) << 32) |
+                   static_cast<uint32_t>(desc->tdtypmod);
+    auto found = shapes.find(key);
+    if (found == shapes.end() || found->second.columns.size() != size_t(desc->natts)) {
+        if (!callback_registered) {
+            pg_call([] { CacheRegisterRelcacheCallback(forget_shapes, Datum(0)); });
+            callback_registered = true;
+        }
+        found = shapes.insert_or_assign(key, read_columns(desc)).first;
     }
-    return shapes.insert_or_assign(key, std::move(shape)).first->second;
+    if (with_key && !found->second.has_key)
+        read_key(found->second);
+    return found->second;
 }
 
 uint64_t row_hash(const RowShape &shape, const Datum *values, const bool *nulls) {

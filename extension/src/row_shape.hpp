@@ -25,14 +25,15 @@ struct ColumnReader {
 };
 
 struct RowShape {
-    Oid relid = InvalidOid;             // the table, or InvalidOid for another composite
+    Oid relid = InvalidOid;             // the table whose rows these are, if any
     std::vector<ColumnReader> columns;  // by attribute number - 1
-    std::vector<AttrNumber> key_columns;  // primary key columns in key order; tables only
+    bool has_key = false;
+    std::vector<AttrNumber> key_columns;  // primary key columns in key order
 };
 
-// The shape of rows of this descriptor (a table's when relid is valid), cached per backend
-// until the table or type changes.
-const RowShape &row_shape(TupleDesc desc, Oid relid);
+// The shape of rows of this descriptor, with the table's primary key when with_key is set.
+// Cached per backend until the table changes.
+const RowShape &row_shape(TupleDesc desc, bool with_key);
 
 // The two functions below call PostgreSQL directly: run them inside pg_call().
 uint64_t row_hash(const RowShape &shape, const Datum *values, const bool *nulls);
