@@ -149,8 +149,10 @@ CREATE TABLE envsync.track_requests (
 );
 COMMENT ON TABLE envsync.track_requests IS 'Requests to track a table in this database, answered by the insert trigger';
 
+-- The lock timeout turns a wait that nothing could end into an error: PROD's transaction may
+-- hold these locks through another connection (two environments naming the same database).
 CREATE FUNCTION envsync.track_request() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET lock_timeout = '10s' AS $$
 DECLARE
     tbl regclass := to_regclass(format('%I.%I', NEW.schema_name, NEW.table_name));
 BEGIN
@@ -182,6 +184,11 @@ BEGIN
     PERFORM envsync.rebuild_row_hashes();
     NEW.shape := envsync.table_shape(tbl);
     RETURN NEW;
+EXCEPTION WHEN lock_not_available THEN
+    RAISE EXCEPTION 'could not lock the tracking configuration of table "%"', tbl
+        USING ERRCODE = 'lock_not_available',
+              DETAIL = 'Another configuration change holds it: running now, or through another environment that names this same database.',
+              HINT = 'Give each environment its own database; otherwise try again.';
 END
 $$;
 CREATE TRIGGER track_request BEFORE INSERT ON envsync.track_requests
