@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Environments and tracking across the two clusters, where the clusters themselves are part of
 # the test: schema differences, unreachable or misconfigured environments, edits made on TEST.
-# Needs test/setup_shop.sh to have run. TAP output: prove --exec bash test/e2e/environments_test.sh
+# Starts from a fresh sample shop (test/setup_shop.sh). TAP: prove --exec bash test/e2e/environments_test.sh
 set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 source "$repo/test/lib/tap.sh"
@@ -10,6 +10,7 @@ prod() { "$cluster" psql prod -At "$@" 2>&1; }
 on_test() { "$cluster" psql test -At "$@" 2>&1; }
 test_port=${ENVSYNC_TEST_PORT:-55433}
 db=${ENVSYNC_DB:-shop}
+bash "$repo/test/setup_shop.sh" >/dev/null || { echo "Bail out! the sample shop could not be set up"; exit 1; }
 
 # A second login role on TEST with a password of this test's own, for extra foreign servers.
 on_test -c "DROP ROLE IF EXISTS envsync_probe" -c "CREATE ROLE envsync_probe LOGIN PASSWORD 'probe-only-for-tests'" >/dev/null
