@@ -1,0 +1,163 @@
+#include <stdexcept>
+
+#include <gtest/gtest.h>
+
+#include "render.h"
+
+using envsync::Notification;
+using envsync::render;
+
+namespace {
+
+bool contains(const std::string& haystack, const std::string& needle)
+{
+    return haystack.find(needle) != std::string::npos;
+}
+
+Notification comparison()
+{
+    Notification n;
+    n.kind = "comparison_finished";
+    n.subject = "Comparison finished";
+    n.comparison_id = "12";
+    n.source = "test";
+    n.target = "prod";
+    n.mode = "all";
+    n.started_by = "alice";
+    n.finished_at = "2026-11-24T17:00:00+00:00";
+    n.has_modules = true;
+    n.modules = {{"cms", "1", "2", "0", "1", {}, {}}, {"catalog", "13", "0", "5", "0", {}, {}}};
+    return n;
+}
+
+Notification sync(const char* kind)
+{
+    Notification n;
+    n.kind = kind;
+    n.subject = "Sync";
+    n.sync_id = "3";
+    n.comparison_id = "12";
+    n.source = "test";
+    n.target = "prod";
+    n.test_import = "false";
+    n.scheduled_by = "alice";
+    n.finished_at = "2026-11-24T17:05:00+00:00";
+    return n;
+}
+
+}  // namespace
+
+TEST(Render, ComparisonAsTextTable)
+{
+    const auto r = render(comparison());
+    EXPECT_EQ(r.text,
+              "Comparison #12 finished: test → prod\n"
+              "====================================\n"
+              "\n"
+              "Mode:         all\n"
+              "Started by:   alice\n"
+              "Finished at:  2026-11-24T17:00:00+00:00\n"
+              "\n"
+              "Module   New  Modified  Deleted  Conflicts\n"
+              "-------  ---  --------  -------  ---------\n"
+              "cms        1         2        0          1\n"
+              "catalog   13         0        5          0\n");
+}
+
+TEST(Render, ComparisonAsHtmlTable)
+{
+    const auto html = render(comparison()).html;
+    EXPECT_TRUE(contains(html, "<meta charset=\"utf-8\">"));
+    EXPECT_TRUE(contains(html, "<h2>Comparison #12 finished: test → prod</h2>"));
+    EXPECT_TRUE(contains(html, ">Module</th>"));
+    EXPECT_TRUE(contains(html, ">Conflicts</th>"));
+    EXPECT_TRUE(contains(html, ">catalog</td>"));
+    EXPECT_TRUE(contains(html, ">13</td>"));
+}
+
+TEST(Render, ComparisonWithoutDifferences)
+{
+    auto n = comparison();
+    n.modules.clear();
+    const auto r = render(n);
+    EXPECT_TRUE(contains(r.text, "\nNo differences found.\n"));
+    EXPECT_TRUE(contains(r.html, "<p>No differences found.</p>"));
+    EXPECT_FALSE(contains(r.html, "Module"));
+}
+
+TEST(Render, MissingValuesShowAsDash)
+{
+    Notification n;
+    n.kind = "comparison_finished";
+    n.modules = {{"cms", {}, "", {}, {}, {}, {}}};
+    const auto r = render(n);
+    EXPECT_TRUE(contains(r.text, "Comparison - finished: - → -\n"));
+    EXPECT_TRUE(contains(r.text, "Mode:         -\n"));
+    EXPECT_TRUE(contains(r.text, "cms       -         -        -          -\n"));
+}
+
+TEST(Render, SyncSucceededWithCounts)
+{
+    auto n = sync("sync_succeeded");
+    n.has_modules = true;
+    n.modules = {{"cms", {}, {}, "0", {}, "1", "2"}};
+    const auto r = render(n);
+    EXPECT_TRUE(contains(r.text, "Synchronization #3 succeeded: test → prod\n"));
+    EXPECT_TRUE(contains(r.text, "Test import:   no\n"));
+    EXPECT_TRUE(contains(r.text, "Module  Inserted  Updated  Deleted\n"));
+    EXPECT_TRUE(contains(r.text, "cms            1        2        0\n"));
+    EXPECT_FALSE(contains(r.text, "Error"));
+}
+
+TEST(Render, SyncSucceededWithNothingToDo)
+{
+    auto n = sync("sync_succeeded");
+    n.test_import = "true";
+    n.has_modules = true;
+    const auto r = render(n);
+    EXPECT_TRUE(contains(r.text, "Test import:   yes\n"));
+    EXPECT_TRUE(contains(r.text, "No records changed."));
+}
+
+TEST(Render, SyncFailedShowsTheError)
+{
+    auto n = sync("sync_failed");
+    n.error = "duplicate key value violates unique constraint \"cms_page_pkey\"";
+    n.detail = "Key (id)=(7) already exists.\nSecond line.";
+    n.hint = "Compare again.";
+    const auto r = render(n);
+    EXPECT_TRUE(contains(r.text, "Synchronization #3 failed: test → prod\n"));
+    EXPECT_TRUE(contains(r.text, "Error:         duplicate key value violates unique constraint \"cms_page_pkey\"\n"));
+    EXPECT_TRUE(contains(r.text, "Detail:        Key (id)=(7) already exists.\n               Second line.\n"));
+    EXPECT_TRUE(contains(r.text, "Hint:          Compare again.\n"));
+    EXPECT_FALSE(contains(r.text, "Module")) << "no module list in the payload";
+    EXPECT_FALSE(contains(r.text, "No records changed.")) << "unknown, not zero";
+    EXPECT_TRUE(contains(r.html, "&quot;cms_page_pkey&quot;"));
+}
+
+TEST(Render, HostileValuesAreEscapedInHtml)
+{
+    auto n = sync("sync_failed");
+    n.subject = "</title><script>alert(1)</script>";
+    n.source = "<b>test</b>";
+    n.scheduled_by = "\"Bob\" & 'Eve'";
+    n.error = "<script>alert('x')</script>";
+    n.has_modules = true;
+    n.modules = {{"<img src=x onerror=alert(1)>", {}, {}, "0", {}, "&lt;", "1"}};
+    const auto html = render(n).html;
+    EXPECT_FALSE(contains(html, "<script"));
+    EXPECT_FALSE(contains(html, "<img"));
+    EXPECT_FALSE(contains(html, "<b>"));
+    EXPECT_TRUE(contains(html, "<title>&lt;/title&gt;&lt;script&gt;alert(1)&lt;/script&gt;</title>"));
+    EXPECT_TRUE(contains(html, "&lt;b&gt;test&lt;/b&gt;"));
+    EXPECT_TRUE(contains(html, "&quot;Bob&quot; &amp; &#39;Eve&#39;"));
+    EXPECT_TRUE(contains(html, "&lt;img src=x onerror=alert(1)&gt;"));
+    EXPECT_TRUE(contains(html, ">&amp;lt;</td>"));
+}
+
+TEST(Render, UnknownKindIsRefused)
+{
+    auto n = comparison();
+    n.kind = "newsletter";
+    EXPECT_THROW(render(n), std::invalid_argument);
+}
