@@ -32,7 +32,7 @@ show "Tracked on TEST, read from PROD through postgres_fdw" prod \
        FROM envsync_env_test.row_log l
        JOIN envsync.environment_tables et ON et.environment = 'test' AND et.remote_table_id = l.table_id
        JOIN envsync.tracked_tables t ON t.table_id = et.table_id
-      GROUP BY 1, 2 ORDER BY 1::text, 2"
+      GROUP BY 1, 2 ORDER BY t.relid::text, l.key"
 
 show "Records whose content now differs between PROD and TEST (by content hash)" prod \
     "WITH p AS (SELECT et.table_id, h.key, h.hash FROM envsync.row_hashes h
@@ -47,7 +47,7 @@ show "Records whose content now differs between PROD and TEST (by content hash)"
        JOIN envsync.tracked_tables tt USING (table_id)
        JOIN envsync.module_tables m USING (table_id)
       WHERE p.hash IS DISTINCT FROM t.hash
-      GROUP BY 1, 2 ORDER BY 1, 2::text"
+      GROUP BY 1, 2 ORDER BY m.module, tt.relid::text"
 
 echo
 echo "The clusters are running: test/cluster.sh psql prod   (or test); stop them with test/cluster.sh stop"

@@ -35,9 +35,11 @@ COMMENT ON TABLE envsync.module_requires IS 'Modules that are always synchronize
 -- any schema. sync_add_module refuses them.
 CREATE TABLE envsync.never_synced (
     table_name name PRIMARY KEY,
-    reason     text NOT NULL
+    reason     text NOT NULL,
+    builtin    boolean NOT NULL DEFAULT false   -- shipped with envsync (not dumped by pg_dump)
 );
-INSERT INTO envsync.never_synced (table_name, reason) VALUES
+INSERT INTO envsync.never_synced (table_name, reason, builtin)
+SELECT t, r, true FROM (VALUES
     ('users',          'users'),
     ('orders',         'orders'),
     ('order_items',    'orders'),
@@ -48,7 +50,7 @@ INSERT INTO envsync.never_synced (table_name, reason) VALUES
     ('payment_types',  'payment types'),
     ('delivery_types', 'delivery types'),
     ('seo_settings',   'SEO settings'),
-    ('translations',   'translations');
+    ('translations',   'translations')) AS builtin_list (t, r);
 COMMENT ON TABLE envsync.never_synced IS
     'Shop data that is never synchronized (users, orders, ...), by table name; system settings are synced only through a row filter';
 

@@ -127,8 +127,10 @@ COMMENT ON FUNCTION sync_add_environment(text, text) IS
 CREATE FUNCTION sync_grant_link(role_name regrole) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
+    INSERT INTO envsync.link_roles VALUES (role_name::text) ON CONFLICT DO NOTHING;
+    PERFORM envsync.rebuild_row_hashes();   -- creates the view if need be, granted to the role
     EXECUTE format('GRANT USAGE ON SCHEMA envsync TO %s', role_name);
-    EXECUTE format('GRANT SELECT ON envsync.about, envsync.row_hashes TO %s', role_name);
+    EXECUTE format('GRANT SELECT ON envsync.about TO %s', role_name);
     EXECUTE format('GRANT SELECT, DELETE ON envsync.row_log TO %s', role_name);
     EXECUTE format('GRANT SELECT, INSERT ON envsync.track_requests TO %s', role_name);
 END

@@ -101,18 +101,20 @@ END
 $$;
 
 -- envsync.row_hashes: (table_id, key, hash) of every synced row of every tracked table, one
--- UNION ALL branch per table; a query for one table_id reads that table only.
-CREATE VIEW envsync.row_hashes AS
-    SELECT NULL::integer AS table_id, NULL::text[] AS key, NULL::bigint AS hash WHERE false;
-COMMENT ON VIEW envsync.row_hashes IS 'Key and content hash of every synced row, by tracked table';
--- Not a member of the extension: DROP TABLE ... CASCADE of a tracked table drops the view, not
--- the whole extension; the sql_drop event trigger below builds it again without that table.
-ALTER EXTENSION envsync DROP VIEW envsync.row_hashes;
+-- UNION ALL branch per table; a query for one table_id reads that table only. It is built by
+-- rebuild_row_hashes() outside the extension script, so that it is not a member: pg_dump keeps
+-- it with the tables it reads, and DROP TABLE ... CASCADE of a tracked table drops the view,
+-- not the whole extension (the sql_drop event trigger below builds it again).
+CREATE TABLE envsync.link_roles (
+    role_name name PRIMARY KEY
+);
+COMMENT ON TABLE envsync.link_roles IS 'Roles other environments reach this one as (sync_grant_link)';
 
 CREATE FUNCTION envsync.rebuild_row_hashes() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 DECLARE
     branches text;
+    link name;
 BEGIN
     SELECT string_agg(format('SELECT %s::integer AS table_id, ARRAY[%s]::text[] AS key, envsync.row_hash(t) AS hash FROM %s t%s',
                              tt.table_id,
@@ -130,6 +132,10 @@ BEGIN
       FROM envsync.tracked_tables tt;
     EXECUTE 'CREATE OR REPLACE VIEW envsync.row_hashes AS '
             || coalesce(branches, 'SELECT NULL::integer AS table_id, NULL::text[] AS key, NULL::bigint AS hash WHERE false');
+    COMMENT ON VIEW envsync.row_hashes IS 'Key and content hash of every synced row, by tracked table';
+    FOR link IN SELECT role_name FROM envsync.link_roles LOOP
+        EXECUTE format('GRANT SELECT ON envsync.row_hashes TO %I', link);
+    END LOOP;
 END
 $$;
 

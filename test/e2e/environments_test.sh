@@ -101,6 +101,23 @@ is "$(prod -c "SELECT filter_pattern FROM envsync.tracked_tables WHERE relid = '
 out=$(on_test -c "SELECT sync_add_module('cms', ARRAY['shop.cms_pages']::regclass[])")
 like "$out" 'only from the production database' "TEST cannot configure synchronization"
 
+# --- pg_dump and restore keep configuration and tracking -------------------------------------
+on_test -d postgres -c "DROP DATABASE IF EXISTS restored" -c "CREATE DATABASE restored" >/dev/null
+eval "$("$cluster" env test)"
+pg_dump -Fc -d "$db" -f "${TMPDIR:-/tmp}/envsync-e2e.dump" && pg_restore -d restored "${TMPDIR:-/tmp}/envsync-e2e.dump" >/dev/null 2>&1
+is "$?" "0" "a dump of TEST restores without errors"
+is "$(on_test -d restored -c "SELECT count(*) FROM envsync.tracked_tables")|$(on_test -d restored -c "SELECT count(*) FROM pg_trigger WHERE tgname = 'envsync_track'")" \
+   "12|12" "the restored database tracks the same tables"
+is "$(on_test -d restored -c "SELECT count(*) FROM envsync.row_log")" "$(on_test -c "SELECT count(*) FROM envsync.row_log")" \
+   "with the changes tracked so far"
+on_test -d restored -c "UPDATE shop.menus SET name = name || '!' WHERE id = 1" >/dev/null
+is "$(on_test -d restored -c "SELECT kind FROM envsync.row_log WHERE key = '{1}' AND table_id = (SELECT table_id FROM envsync.tracked_tables WHERE relid = 'shop.menus'::regclass)")" \
+   "U" "and goes on tracking"
+is "$(on_test -d restored -c "SELECT has_table_privilege('envsync_link', 'envsync.row_hashes', 'SELECT')")" "t" \
+   "and PROD's link role still reads its row hashes"
+on_test -d postgres -c "DROP DATABASE restored" >/dev/null
+rm -f "${TMPDIR:-/tmp}/envsync-e2e.dump"
+
 prod -c "DROP SERVER IF EXISTS wrong_password, no_envsync, not_granted, staging_server CASCADE" >/dev/null
 on_test -d postgres -c "DROP DATABASE plain" -c "DROP DATABASE staging" >/dev/null
 on_test -c "DROP OWNED BY envsync_probe" -c "DROP ROLE envsync_probe" >/dev/null
