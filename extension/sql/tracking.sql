@@ -33,6 +33,17 @@ CREATE FUNCTION envsync.row_hash(record) RETURNS bigint
 COMMENT ON FUNCTION envsync.row_hash(record) IS
     'Content hash of a row: equal rows (by PostgreSQL equality) hash alike, whatever the session settings';
 
+-- The primary key columns of a table, in key order.
+CREATE FUNCTION envsync.key_columns(tbl regclass)
+RETURNS TABLE (attname name, atttypid regtype, atttypmod integer, ord bigint)
+LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
+    SELECT a.attname, a.atttypid, a.atttypmod, k.ord
+      FROM pg_index i
+     CROSS JOIN unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+     WHERE i.indrelid = tbl AND i.indisprimary
+$$;
+
 -- Columns (name and type, in order) and primary key of a table, to check that a table is the
 -- same in two environments. Types by name: OIDs differ between servers.
 CREATE FUNCTION envsync.table_shape(tbl regclass) RETURNS jsonb
@@ -43,11 +54,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
                                               ORDER BY a.attnum), '[]')
                       FROM pg_attribute a
                      WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped),
-        'key', (SELECT jsonb_agg(a.attname ORDER BY k.ord)
-                  FROM pg_index i
-                 CROSS JOIN unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
-                  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-                 WHERE i.indrelid = tbl AND i.indisprimary))
+        'key', (SELECT jsonb_agg(k.attname ORDER BY k.ord) FROM envsync.key_columns(tbl) k))
 $$;
 
 -- Refuses, with the reason, a table envsync cannot or must not synchronize.
@@ -76,14 +83,10 @@ BEGIN
                   HINT = 'Add a primary key to the table in every environment.';
     END IF;
     -- A key is compared as text; only types whose text form ignores session settings qualify.
-    SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type INTO bad_key
-      FROM pg_index i
-     CROSS JOIN unnest(i.indkey::int2[]) AS k(attnum)
-      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-     WHERE i.indrelid = tbl AND i.indisprimary
-       AND a.atttypid NOT IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'text'::regtype,
-                              'varchar'::regtype, 'uuid'::regtype)
-     LIMIT 1;
+    SELECT k.attname, format_type(k.atttypid, k.atttypmod) AS type INTO bad_key
+      FROM envsync.key_columns(tbl) k
+     WHERE k.atttypid NOT IN ('int2', 'int4', 'int8', 'text', 'varchar', 'uuid')
+     ORDER BY k.ord LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'primary key column "%" of table "%" has unsupported type %',
                         bad_key.attname, tbl, bad_key.type
@@ -118,11 +121,8 @@ DECLARE
 BEGIN
     SELECT string_agg(format('SELECT %s::integer AS table_id, ARRAY[%s]::text[] AS key, envsync.row_hash(t) AS hash FROM %s t%s',
                              tt.table_id,
-                             (SELECT string_agg(format('t.%I::text', a.attname), ', ' ORDER BY k.ord)
-                                FROM pg_index i
-                               CROSS JOIN unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
-                                JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-                               WHERE i.indrelid = tt.relid AND i.indisprimary),
+                             (SELECT string_agg(format('t.%I::text', k.attname), ', ' ORDER BY k.ord)
+                                FROM envsync.key_columns(tt.relid) k),
                              tt.relid,
                              CASE WHEN tt.filter_column IS NOT NULL
                                   THEN format(' WHERE t.%I LIKE %L', tt.filter_column, tt.filter_pattern)
