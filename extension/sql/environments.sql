@@ -76,7 +76,7 @@ BEGIN
     EXECUTE format('CREATE SCHEMA %I', link);
     EXECUTE format('COMMENT ON SCHEMA %I IS %L', link,
                    format('envsync: foreign tables reaching environment %s', env_name));
-    EXECUTE format('CREATE FOREIGN TABLE %I.about (version text, database_name name) '
+    EXECUTE format('CREATE FOREIGN TABLE %I.about (version text, database_name name, snapshot pg_snapshot) '
                    'SERVER %I OPTIONS (schema_name ''envsync'', table_name ''about'')', link, server);
     EXECUTE format('CREATE FOREIGN TABLE %I.track_requests (schema_name name, table_name name, '
                    'filter_column name, filter_pattern text, table_id integer, shape jsonb) '
@@ -85,6 +85,8 @@ BEGIN
                    'hash bigint, applied boolean, xid xid8, at timestamptz) '
                    'SERVER %I OPTIONS (schema_name ''envsync'', table_name ''row_log'', fetch_size ''10000'')',
                    link, server);
+    EXECUTE format('CREATE FOREIGN TABLE %I.tracked_shapes (table_id integer, shape jsonb) '
+                   'SERVER %I OPTIONS (schema_name ''envsync'', table_name ''tracked_shapes'')', link, server);
     EXECUTE format('CREATE FOREIGN TABLE %I.row_hashes (table_id integer, key text[], hash bigint) '
                    'SERVER %I OPTIONS (schema_name ''envsync'', table_name ''row_hashes'', fetch_size ''10000'')',
                    link, server);
@@ -130,7 +132,7 @@ BEGIN
     INSERT INTO envsync.link_roles VALUES (role_name::text) ON CONFLICT DO NOTHING;
     PERFORM envsync.rebuild_row_hashes();   -- creates the view if need be, granted to the role
     EXECUTE format('GRANT USAGE ON SCHEMA envsync TO %s', role_name);
-    EXECUTE format('GRANT SELECT ON envsync.about TO %s', role_name);
+    EXECUTE format('GRANT SELECT ON envsync.about, envsync.tracked_shapes TO %s', role_name);
     EXECUTE format('GRANT SELECT, DELETE ON envsync.row_log TO %s', role_name);
     EXECUTE format('GRANT SELECT, INSERT ON envsync.track_requests TO %s', role_name);
 END

@@ -41,6 +41,30 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog AS $$
                          (SELECT string_agg(k, ', ') FROM jsonb_array_elements_text(b->'key') k), b_env) END)
 $$;
 
+-- The table in another environment, as a foreign table named "schema.table" in its link schema.
+CREATE FUNCTION envsync.link_table(env text, tbl regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+    e envsync.environments;
+    nsp name;
+    rel name;
+BEGIN
+    SELECT * INTO e FROM envsync.environments WHERE name = env;
+    SELECT n.nspname, c.relname INTO nsp, rel
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
+    IF to_regclass(format('%I.%I', e.link_schema, nsp || '.' || rel)) IS NOT NULL THEN
+        EXECUTE format('DROP FOREIGN TABLE %I.%I', e.link_schema, nsp || '.' || rel);
+    END IF;
+    EXECUTE format('CREATE FOREIGN TABLE %I.%I (%s) SERVER %I '
+                   'OPTIONS (schema_name %L, table_name %L, fetch_size ''10000'', batch_size ''1000'')',
+                   e.link_schema, nsp || '.' || rel,
+                   (SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', '
+                                      ORDER BY a.attnum)
+                      FROM pg_attribute a WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped),
+                   e.server, nsp, rel);
+END
+$$;
+
 -- Tracks a table in this database and every other environment (keeping its row filter) and
 -- checks that it is the same table everywhere. Returns its local table id.
 CREATE FUNCTION envsync.track_everywhere(tbl regclass) RETURNS integer
@@ -87,6 +111,7 @@ BEGIN
         INSERT INTO envsync.environment_tables (environment, table_id, remote_table_id)
         VALUES (env.name, local_id, remote_id)
         ON CONFLICT (environment, table_id) DO UPDATE SET remote_table_id = EXCLUDED.remote_table_id;
+        PERFORM envsync.link_table(env.name, tbl);
     END LOOP;
     RETURN local_id;
 END

@@ -57,6 +57,11 @@ LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
         'key', (SELECT jsonb_agg(k.attname ORDER BY k.ord) FROM envsync.key_columns(tbl) k))
 $$;
 
+-- What PROD checks before comparing: is each table still the same here.
+CREATE VIEW envsync.tracked_shapes AS
+    SELECT table_id, envsync.table_shape(relid) AS shape FROM envsync.tracked_tables;
+COMMENT ON VIEW envsync.tracked_shapes IS 'Columns and key of each tracked table';
+
 -- Refuses, with the reason, a table envsync cannot or must not synchronize.
 CREATE FUNCTION envsync.check_trackable(tbl regclass, filter_column name, filter_pattern text)
 RETURNS void LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$

@@ -1,0 +1,20 @@
+-- envsync_operator: the role of those allowed to compare environments and choose what to
+-- synchronize (grant it to people or to the admin UI's role). Roles belong to the whole
+-- cluster, so it is created only if missing and stays when envsync is dropped.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'envsync_operator') THEN
+        CREATE ROLE envsync_operator NOLOGIN;
+    END IF;
+END
+$$;
+GRANT USAGE ON SCHEMA envsync TO envsync_operator;
+GRANT SELECT ON envsync.environments, envsync.synced_tables, envsync.comparisons, envsync.changes,
+                envsync.mail_status TO envsync_operator;
+GRANT UPDATE (selected) ON envsync.changes TO envsync_operator;
+REVOKE EXECUTE ON FUNCTION sync_compare(text, text, text[], text, jsonb, boolean),
+                           envsync.compare(text, text, text[], text, jsonb, boolean, name),
+                           sync_select(bigint, boolean, bigint[], text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION sync_compare(text, text, text[], text, jsonb, boolean),
+                          envsync.compare(text, text, text[], text, jsonb, boolean, name),
+                          sync_select(bigint, boolean, bigint[], text, text) TO envsync_operator;
