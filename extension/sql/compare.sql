@@ -415,13 +415,10 @@ BEGIN
     LOOP
         SELECT * INTO v_point FROM envsync.sync_points sp
          WHERE sp.env_a = v_env_a AND sp.env_b = v_env_b AND sp.table_id = v_table.table_id;
+        -- Without a sync point (the pair's first comparison) every row is read; a forced full
+        -- comparison does so too, keeping the edits already taken in.
         v_full := full_compare OR NOT FOUND;
         v_any_full := v_any_full OR v_full;
-        IF v_full THEN
-            DELETE FROM envsync.sync_points sp
-             WHERE sp.env_a = v_env_a AND sp.env_b = v_env_b AND sp.table_id = v_table.table_id;
-            v_point := NULL;
-        END IF;
         INSERT INTO envsync.sync_points AS sp (env_a, env_b, table_id, snapshot_a, snapshot_b, taken_at)
         VALUES (v_env_a, v_env_b, v_table.table_id, v_snap_a, v_snap_b, v_started)
         ON CONFLICT (env_a, env_b, table_id) DO UPDATE

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# sync_compare on the two clusters: the sample shop with the known differences of
+# shop_fixture.diverge() on each side (test/fixtures/shop_generate.sql lists them).
+# TAP: prove --exec bash test/e2e/compare_test.sh
+set -uo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+source "$repo/test/lib/tap.sh"
+cluster=$repo/test/cluster.sh
+prod() { "$cluster" psql prod -At "$@" 2>&1; }
+on_test() { "$cluster" psql test -At "$@" 2>&1; }
+# The changes of a comparison, one line each: table key kind [reason] [selected]
+changes() {
+    prod -F ' ' -c "SELECT table_name, record_key::text, kind, coalesce(conflict_reason, '-'), selected
+                      FROM envsync.changes WHERE comparison_id = $1
+                     ORDER BY table_name::text COLLATE \"C\", key::text COLLATE \"C\""
+}
+
+bash "$repo/test/setup_shop.sh" >/dev/null || { echo "Bail out! the sample shop could not be set up"; exit 1; }
+on_test -c "SELECT shop_fixture.diverge('test')" >/dev/null
+prod -c "SELECT shop_fixture.diverge('prod')" -c "SELECT sync_set_operator('postgres', 'dba@shop.example')" >/dev/null
+
+# --- TEST > PROD, all records ------------------------------------------------------------------
+id=$(prod -c "SELECT sync_compare('test', 'prod')")
+like "$id" '^[0-9]+$' "sync_compare('test', 'prod') returns the comparison's id"
+expected='shop.cms_blocks {"id": 10000001} new - t
+shop.cms_blocks {"id": 10000002} new - t
+shop.cms_pages {"id": 10000001} conflict created on both sides f
+shop.gallery_files {"id": 10000001} new - t
+shop.gallery_files {"id": 17} deleted - t
+shop.menu_items {"id": 10000001} new - t
+shop.product_categories {"product_id": 10000001, "category_id": 2} new - t
+shop.product_categories {"product_id": 5, "category_id": 9} deleted - t
+shop.products {"id": 10000001} new - t
+shop.products {"id": 10} conflict changed in target f
+shop.products {"id": 3} modified - t
+shop.sliders {"id": 1} modified - t
+shop.slides {"id": 1} modified - t
+shop.slides {"id": 6} conflict changed in target f
+shop.system_settings {"key": "mobile_app.theme"} modified - t'
+is "$(changes "$id")" "$expected" \
+   "every difference is listed with its kind and conflict reason; conflicts are not selected"
+is "$(prod -c "SELECT conflicts, new, modified, deleted, selected, full_compare, status FROM envsync.comparisons WHERE id = $id")" \
+   "3|6|4|2|12|t|ready" "envsync.comparisons counts each kind; the first comparison of the pair reads in full"
+is "$(prod -c "SELECT changed_columns FROM envsync.changes WHERE comparison_id = $id AND table_name = 'shop.products'::regclass AND key = '{3}'")" \
+   "{price}" "a modified record names its changed columns"
+is "$(prod -c "SELECT source_row->>'caption' FROM envsync.changes WHERE comparison_id = $id AND table_name = 'shop.slides'::regclass AND key = '{1}'")" \
+   "Wiosenna wyprzedaż −30 %" "and carries the source row and the target row"
+is "$(prod -c "SELECT count(*) FROM envsync.changes WHERE comparison_id = $id AND table_name::text IN ('shop.users', 'shop.orders', 'shop.order_items')")" \
+   "0" "never-synced records never appear"
+is "$(prod -c "SELECT kind, recipient, payload->>'source', payload->'modules'->1 FROM envsync.outbox WHERE payload->>'comparison_id' = '$id'")" \
+   'comparison_finished|dba@shop.example|test|{"new": 2, "module": "cms", "deleted": 0, "modified": 0, "conflicts": 1}' \
+   "the e-mail to the operator is queued with the summary per module"
+
+id2=$(prod -c "SELECT sync_compare('test', 'prod')")
+is "$(changes "$id2")" "$expected" "a second comparison, driven by change tracking, finds the same"
+is "$(prod -c "SELECT full_compare FROM envsync.comparisons WHERE id = $id2")|$(prod -c "SELECT status FROM envsync.comparisons WHERE id = $id")" \
+   "f|superseded" "it is incremental, and supersedes the first"
+id3=$(prod -c "SELECT sync_compare('test', 'prod', full_compare => true)")
+is "$(changes "$id3")" "$expected" "a forced full comparison finds the same too"
+
+# --- Changes after a comparison are seen by the next one ------------------------------------------
+prod -c "UPDATE shop.products SET description = (SELECT description FROM shop.products WHERE id = 11) WHERE id = 10" >/dev/null
+on_test -c "UPDATE shop.products SET description = (SELECT description FROM shop.products WHERE id = 11) WHERE id = 10" \
+        -c "UPDATE shop.menus SET name = 'Main menu (TEST)' WHERE id = 1" >/dev/null
+id4=$(prod -c "SELECT sync_compare('test', 'prod')")
+is "$(changes "$id4" | grep -c 'shop.products {"id": 10}')" "0" "a record made alike on both sides is in sync again"
+is "$(changes "$id4" | grep 'shop.menus')" 'shop.menus {"id": 1} modified - t' "an edit on TEST after the last comparison is found"
+
+# --- Mode, modules, scope --------------------------------------------------------------------------
+idn=$(prod -c "SELECT sync_compare('test', 'prod', mode => 'new')")
+is "$(prod -c "SELECT string_agg(DISTINCT kind || coalesce(':' || conflict_reason, ''), ', ') FROM envsync.changes WHERE comparison_id = $idn")" \
+   "conflict:created on both sides, new" "mode 'new' lists only new records and those created on both sides"
+idm=$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['mobile_app'])")
+is "$(prod -c "SELECT modules, added_modules FROM envsync.comparisons WHERE id = $idm")" "{gallery,mobile_app}|{gallery}" \
+   "mobile_app brings gallery along, and says so"
+is "$(prod -c "SELECT string_agg(DISTINCT module, ',') FROM envsync.changes WHERE comparison_id = $idm")" "gallery,mobile_app" \
+   "only the chosen modules are listed"
+ids=$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['gallery'], scope => '{\"gallery\": [1]}')")
+is "$(changes "$ids")" 'shop.gallery_files {"id": 10000001} new - t' "a scope keeps only the chosen gallery folders and their files"
+
+# --- The other direction ---------------------------------------------------------------------------
+idr=$(prod -c "SELECT sync_compare('prod', 'test')")
+is "$(changes "$idr" | grep -E 'gallery_files|slides|products \{"id": 3\}|menus')" \
+'shop.gallery_files {"id": 10000001} conflict created in target f
+shop.gallery_files {"id": 17} conflict deleted in target f
+shop.menus {"id": 1} conflict changed in target f
+shop.products {"id": 3} conflict changed in target f
+shop.slides {"id": 1} conflict changed in target f
+shop.slides {"id": 6} modified - t' "PROD > TEST: TEST's own edits are conflicts, PROD's edits are modifications"
+
+# --- Selecting -------------------------------------------------------------------------------------
+product=$(prod -c "SELECT change_id FROM envsync.changes WHERE comparison_id = $id2 AND table_name = 'shop.products'::regclass AND key = '{10000001}'")
+link=$(prod -c "SELECT change_id FROM envsync.changes WHERE comparison_id = $id2 AND table_name = 'shop.product_categories'::regclass AND key = '{10000001,2}'")
+out=$(prod -c "SELECT sync_select($id2, false, ARRAY[$product])")
+like "$out" 'needs record \{"id": 10000001\} of shop.products, which is new and not selected' \
+     "deselecting a new parent whose child stays selected is refused, naming both"
+is "$(prod -c "SELECT sync_select($id2, false, ARRAY[$link, $product])")" "2" "deselecting both at once is fine"
+out=$(prod -c "UPDATE envsync.changes SET selected = true WHERE change_id = $link")
+like "$out" 'ERROR: +record' "selecting the child alone is refused"
+is "$(prod -c "SELECT sync_select($id2, true, module => 'catalogue')")" "3" "a whole module can be selected (its conflict too)"
+is "$(prod -c "SELECT sync_select($id2, false, kind => 'conflict')")" "1" "and a kind deselected (the one conflict selected)"
+out=$(prod -c "UPDATE envsync.changes SET kind = 'deleted' WHERE change_id = $link")
+like "$out" 'only the selection of a change can be altered' "nothing else of a change can be altered"
+
+# --- Who may compare -------------------------------------------------------------------------------
+prod -c "DROP ROLE IF EXISTS envsync_regress_alice" -c "CREATE ROLE envsync_regress_alice" >/dev/null
+out=$(prod -c "SET ROLE envsync_regress_alice" -c "SELECT sync_compare('test', 'prod')")
+like "$out" 'permission denied for function sync_compare' "a role without envsync_operator cannot compare"
+prod -c "GRANT envsync_operator TO envsync_regress_alice" -c "SELECT sync_set_operator('envsync_regress_alice', 'alice@shop.example')" >/dev/null
+ida=$(prod -c "SET ROLE envsync_regress_alice" -c "SELECT sync_compare('test', 'prod')")
+is "$(prod -c "SELECT started_by FROM envsync.comparisons WHERE id = $ida")|$(prod -c "SELECT recipient FROM envsync.outbox WHERE payload->>'comparison_id' = '$ida'")" \
+   "envsync_regress_alice|alice@shop.example" "an operator compares, and the e-mail goes to that operator"
+is "$(prod -c "SET ROLE envsync_regress_alice" -c "SELECT count(*) > 0 FROM envsync.changes WHERE comparison_id = $ida")" "t" \
+   "and reads the changes"
+prod -c "SELECT sync_remove_operator('envsync_regress_alice')" -c "DROP ROLE envsync_regress_alice" >/dev/null
+
+# --- Errors leave no comparison behind ---------------------------------------------------------------
+before=$(prod -c "SELECT count(*) FROM envsync.comparisons")
+like "$(prod -c "SELECT sync_compare('stage', 'prod')")" 'environment "stage" does not exist' "an unknown environment is named"
+like "$(prod -c "SELECT sync_compare('prod', 'prod')")" 'source and target are both environment "prod"' "source = target is refused"
+like "$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['blog'])")" 'module "blog" does not exist' "an unknown module is named"
+like "$(prod -c "SELECT sync_compare('test', 'prod', mode => 'some')")" 'unknown mode "some"' "a bad mode is refused"
+like "$(prod -c "SELECT sync_compare('test', 'prod', scope => '{\"cms\": [1]}')")" 'module "cms" has no records to pick' "a bad scope is refused"
+on_test -c "ALTER TABLE shop.slides ADD COLUMN alt_text text" >/dev/null
+out=$(prod -c "SELECT sync_compare('test', 'prod')")
+like "$out" 'table "shop.slides" differs between environments "prod" and "test"' "a table changed on TEST stops the comparison"
+like "$out" 'Column "alt_text" is missing in environment "prod"' "naming the column"
+on_test -c "ALTER TABLE shop.slides DROP COLUMN alt_text" >/dev/null
+"$cluster" stop test >/dev/null
+like "$(prod -c "SELECT sync_compare('test', 'prod')")" 'cannot connect to environment "test"' "TEST unreachable: a clear error"
+"$cluster" start test >/dev/null
+is "$(prod -c "SELECT count(*) FROM envsync.comparisons")" "$before" "and no comparison is left half-written"
+done_testing
