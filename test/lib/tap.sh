@@ -3,6 +3,9 @@
 #   is GOT WANT DESC        passes when GOT = WANT
 #   like GOT REGEX DESC     passes when GOT matches the extended regex
 #   done_testing            prints the plan; exit status says whether all passed
+#   diag MESSAGE...         prints MESSAGE as TAP comment lines ("# ..."), counts nothing
+#   bail MESSAGE...         prints "Bail out! MESSAGE" and exits 1 (an EXIT trap still runs)
+#   wait_for SECS CMD...    retries CMD every 0.1 s: succeeds once CMD does, fails after SECS
 tap_count=0
 tap_failures=0
 
@@ -37,4 +40,22 @@ like() {
 done_testing() {
     echo "1..$tap_count"
     [[ $tap_failures -eq 0 ]]
+}
+
+diag() {
+    printf '%s\n' "$*" | sed 's/^/# /'
+}
+
+bail() {
+    echo "Bail out! $*"
+    exit 1
+}
+
+wait_for() {
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        ((SECONDS >= deadline)) && return 1
+        sleep 0.1
+    done
 }
