@@ -254,7 +254,7 @@ BEGIN
     IF taken IS NULL THEN
         RETURN;
     END IF;
-    EXECUTE format('DELETE FROM %s WHERE table_id = $1 AND xid < pg_snapshot_xmin($2[1]) %s',
+    EXECUTE format('DELETE FROM %s WHERE table_id = $1 AND xid < pg_snapshot_xmax($2[1]) %s',
                    CASE WHEN e.server IS NULL THEN 'envsync.row_log' ELSE format('%I.row_log', e.link_schema) END,
                    (SELECT string_agg(format('AND pg_visible_in_snapshot(xid, $2[%s])', i), ' ')
                       FROM generate_subscripts(taken, 1) i))
@@ -443,7 +443,7 @@ BEGIN
         -- The records that differ: all of them read in full, or among the candidates.
         PERFORM envsync.check_same_table(v_source, v_target, v_table.relid);
         IF to_regclass('pg_temp.envsync_diff') IS NULL THEN
-            CREATE TEMP TABLE envsync_diff (key text[], source_hash bigint, target_hash bigint,
+            CREATE TEMP TABLE envsync_diff (key text[] PRIMARY KEY, source_hash bigint, target_hash bigint,
                 changed_columns text[], source_row jsonb, target_row jsonb) ON COMMIT DROP;
         END IF;
         TRUNCATE envsync_diff;
@@ -459,6 +459,7 @@ BEGIN
               FROM envsync.diff_table(v_source, v_target, v_table.relid, coalesce(v_keys, '{}')) d;
         END IF;
 
+        ANALYZE envsync_diff;
         -- Records found alike are in sync: their edits are forgotten.
         DELETE FROM envsync.unsynced u
          WHERE u.env_a = v_env_a AND u.env_b = v_env_b AND u.table_id = v_table.table_id

@@ -87,8 +87,10 @@ BEGIN
                    link, server);
     EXECUTE format('CREATE FOREIGN TABLE %I.tracked_shapes (table_id integer, shape jsonb) '
                    'SERVER %I OPTIONS (schema_name ''envsync'', table_name ''tracked_shapes'')', link, server);
-    EXECUTE format('CREATE FOREIGN TABLE %I.row_hashes (table_id integer, key text[], hash bigint) '
-                   'SERVER %I OPTIONS (schema_name ''envsync'', table_name ''row_hashes'', fetch_size ''10000'')',
+    -- Asynchronous: the other server hashes its rows while this one hashes its own.
+    EXECUTE format('CREATE FOREIGN TABLE %I.row_hashes (table_id integer, key text, hash bigint) '
+                   'SERVER %I OPTIONS (schema_name ''envsync'', table_name ''row_hashes'', fetch_size ''10000'', '
+                   'async_capable ''true'')',
                    link, server);
 
     BEGIN

@@ -124,9 +124,14 @@ DECLARE
     branches text;
     link name;
 BEGIN
-    SELECT string_agg(format('SELECT %s::integer AS table_id, ARRAY[%s]::text[] AS key, envsync.row_hash(t) AS hash FROM %s t%s',
+    -- The key is the text of its text[] form ('{42}'), written directly for a single integer.
+    SELECT string_agg(format('SELECT %s::integer AS table_id, %s AS key, envsync.row_hash(t) AS hash FROM %s t%s',
                              tt.table_id,
-                             (SELECT string_agg(format('t.%I::text', k.attname), ', ' ORDER BY k.ord)
+                             (SELECT CASE WHEN count(*) = 1 AND bool_and(k.atttypid IN ('int2', 'int4', 'int8'))
+                                          THEN format('''{'' || t.%I::text || ''}''', min(k.attname))
+                                          ELSE format('ARRAY[%s]::text',
+                                                      string_agg(format('t.%I::text', k.attname), ', ' ORDER BY k.ord))
+                                     END
                                 FROM envsync.key_columns(tt.relid) k),
                              tt.relid,
                              CASE WHEN tt.filter_column IS NOT NULL
@@ -136,7 +141,7 @@ BEGIN
       INTO branches
       FROM envsync.tracked_tables tt;
     EXECUTE 'CREATE OR REPLACE VIEW envsync.row_hashes AS '
-            || coalesce(branches, 'SELECT NULL::integer AS table_id, NULL::text[] AS key, NULL::bigint AS hash WHERE false');
+            || coalesce(branches, 'SELECT NULL::integer AS table_id, NULL::text AS key, NULL::bigint AS hash WHERE false');
     COMMENT ON VIEW envsync.row_hashes IS 'Key and content hash of every synced row, by tracked table';
     FOR link IN SELECT role_name FROM envsync.link_roles LOOP
         EXECUTE format('GRANT SELECT ON envsync.row_hashes TO %I', link);

@@ -129,14 +129,15 @@ std::string batch_query(const TableSql &sql, const Side &source, const Side &tar
     };
     int columns_param = static_cast<int>(sql.key_names.size()) + 2;
     return fmt::format(
-        "WITH src AS ({}), dst AS ({}) "
+        "WITH src AS MATERIALIZED ({}), dst AS MATERIALIZED ({}) "  // each row read and hashed once
         "SELECT coalesce(src.key, dst.key), src.hash, dst.hash, "
         "       CASE WHEN src.key IS NOT NULL AND dst.key IS NOT NULL THEN "
         "            ARRAY(SELECT c FROM unnest(${}::text[]) WITH ORDINALITY AS u(c, n) "
         "                   WHERE src.row -> c IS DISTINCT FROM dst.row -> c ORDER BY n) END, "
         "       src.row, dst.row "
         "  FROM src FULL JOIN dst ON src.key = dst.key "
-        " WHERE coalesce(src.key, dst.key)::text = ANY($1) AND src.hash IS DISTINCT FROM dst.hash "
+        " WHERE coalesce(src.key, dst.key)::text IN (SELECT unnest($1)) "  // hashed: exact composite keys
+        "   AND src.hash IS DISTINCT FROM dst.hash "
         " ORDER BY 1",
         rows(source), rows(target), columns_param);
 }
@@ -227,12 +228,13 @@ Datum diff_table(FunctionCallInfo fcinfo) {
         for (int start = 0; start < n; start += batch_size)
             diff_batch(run, keys + start, std::min(batch_size, n - start));
     } else {
-        // Only keys and hashes cross the network; each server hashes its own rows.
+        // Only keys and hashes cross the network, and each server hashes its own rows at the
+        // same time (the other side's scan is asynchronous). A key seen once, or with two
+        // hashes, differs. The aggregate spills to disk past work_mem.
         std::string candidates = fmt::format(
-            "SELECT coalesce(s.key, d.key)::text "
-            "  FROM (SELECT key, hash FROM {} WHERE table_id = {}) s "
-            "  FULL JOIN (SELECT key, hash FROM {} WHERE table_id = {}) d ON s.key = d.key "
-            " WHERE s.hash IS DISTINCT FROM d.hash",
+            "SELECT key FROM (SELECT key, hash FROM {} WHERE table_id = {} "
+            "                 UNION ALL SELECT key, hash FROM {} WHERE table_id = {}) both_sides "
+            " GROUP BY key HAVING count(*) = 1 OR min(hash) <> max(hash)",
             source.hashes_from, source.table_id, target.hashes_from, target.table_id);
         Portal cursor = pg_call([&] {
             return SPI_cursor_open_with_args("envsync_diff_candidates", candidates.c_str(), 0, nullptr,
