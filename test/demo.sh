@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The envsync demo on a fresh Debian 12 machine (the README's first command): installs the
 # packages, builds envsync, starts two local clusters (PROD and TEST), loads the sample shop on
-# both with differences made on each side, and shows what envsync tracked. The clusters keep
+# both with differences made on each side, shows what envsync tracked, and compares TEST with PROD. The clusters keep
 # running afterwards for a look around (test/cluster.sh psql prod; test/cluster.sh stop).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -34,20 +34,24 @@ show "Tracked on TEST, read from PROD through postgres_fdw" prod \
        JOIN envsync.tracked_tables t ON t.table_id = et.table_id
       GROUP BY 1, 2 ORDER BY t.relid::text, l.key"
 
-show "Records whose content now differs between PROD and TEST (by content hash)" prod \
-    "WITH p AS (SELECT et.table_id, h.key, h.hash FROM envsync.row_hashes h
-                  JOIN envsync.environment_tables et ON et.environment = 'prod' AND et.remote_table_id = h.table_id),
-          t AS (SELECT et.table_id, h.key, h.hash FROM envsync_env_test.row_hashes h
-                  JOIN envsync.environment_tables et ON et.environment = 'test' AND et.remote_table_id = h.table_id)
-     SELECT m.module, tt.relid AS table_name,
-            count(*) FILTER (WHERE p.key IS NULL) AS only_on_test,
-            count(*) FILTER (WHERE t.key IS NULL) AS only_on_prod,
-            count(*) FILTER (WHERE p.key IS NOT NULL AND t.key IS NOT NULL) AS different
-       FROM p FULL JOIN t USING (table_id, key)
-       JOIN envsync.tracked_tables tt USING (table_id)
-       JOIN envsync.module_tables m USING (table_id)
-      WHERE p.hash IS DISTINCT FROM t.hash
-      GROUP BY 1, 2 ORDER BY m.module, tt.relid::text"
+echo; echo "== SELECT sync_compare('test', 'prod')   -- TEST > PROD, all records, every module"
+"$cluster" psql prod -c "SELECT sync_set_operator('postgres', 'dba@shop.example')" -o /dev/null
+id=$("$cluster" psql prod -At -c "SELECT sync_compare('test', 'prod')")
+show "Comparison $id (envsync.comparisons)" prod \
+    "SELECT id, upper(source) || ' > ' || upper(target) AS direction, mode, status,
+            conflicts, new, modified, deleted, selected FROM envsync.comparisons WHERE id = $id"
+for kind in conflict new modified deleted; do
+    title=$(case $kind in conflict) echo "Conflicts (not selected: ignore the conflict and overwrite by selecting one)";;
+            new) echo "New records";; modified) echo "Modified records";; deleted) echo "Deleted records";; esac)
+    show "$title" prod \
+        "SELECT change_id, module, table_name, record_key,
+                coalesce(conflict_reason, '') AS reason, array_to_string(changed_columns, ', ') AS changed,
+                CASE WHEN selected THEN 'x' ELSE '' END AS selected
+           FROM envsync.changes WHERE comparison_id = $id AND kind = '$kind'
+          ORDER BY module, table_name::text, key::text"
+done
+show "The e-mail queued for the operator (envsync.mail_status)" prod \
+    "SELECT id, kind, recipient, subject, status FROM envsync.mail_status ORDER BY id"
 
 echo
 echo "The clusters are running: test/cluster.sh psql prod   (or test); stop them with test/cluster.sh stop"

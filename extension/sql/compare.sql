@@ -332,6 +332,7 @@ DECLARE
     v_started timestamptz := clock_timestamp();
     v_table record;
     v_keys text[];
+    v_key_names text[];
     v_scope_key text;
     v_email text;
     v_summary jsonb;
@@ -425,23 +426,24 @@ BEGIN
            SET snapshot_a = EXCLUDED.snapshot_a, snapshot_b = EXCLUDED.snapshot_b, taken_at = EXCLUDED.taken_at;
 
         -- Take in the edits logged on each side since the last comparison of the pair.
-        INSERT INTO envsync.unsynced AS u (env_a, env_b, table_id, key, a_created, a_changed, a_deleted, a_edited_at)
-        SELECT v_env_a, v_env_b, v_table.table_id, l.key, l.created, l.changed, l.deleted, l.edited_at
-          FROM envsync.logged_edits(v_env_a, v_table.relid, v_point.snapshot_a, v_snap_a) l
+        INSERT INTO envsync.unsynced AS u (env_a, env_b, table_id, key, a_created, a_changed, a_deleted,
+                                           a_edited_at, b_created, b_changed, b_deleted, b_edited_at)
+        SELECT v_env_a, v_env_b, v_table.table_id, coalesce(a.key, b.key),
+               coalesce(a.created, false), coalesce(a.changed, false), coalesce(a.deleted, false), a.edited_at,
+               coalesce(b.created, false), coalesce(b.changed, false), coalesce(b.deleted, false), b.edited_at
+          FROM envsync.logged_edits(v_env_a, v_table.relid, v_point.snapshot_a, v_snap_a) a
+          FULL JOIN envsync.logged_edits(v_env_b, v_table.relid, v_point.snapshot_b, v_snap_b) b ON a.key = b.key
         ON CONFLICT (env_a, env_b, table_id, key) DO UPDATE
            SET a_created = u.a_created OR EXCLUDED.a_created, a_changed = u.a_changed OR EXCLUDED.a_changed,
                a_deleted = u.a_deleted OR EXCLUDED.a_deleted,
-               a_edited_at = greatest(u.a_edited_at, EXCLUDED.a_edited_at);
-        INSERT INTO envsync.unsynced AS u (env_a, env_b, table_id, key, b_created, b_changed, b_deleted, b_edited_at)
-        SELECT v_env_a, v_env_b, v_table.table_id, l.key, l.created, l.changed, l.deleted, l.edited_at
-          FROM envsync.logged_edits(v_env_b, v_table.relid, v_point.snapshot_b, v_snap_b) l
-        ON CONFLICT (env_a, env_b, table_id, key) DO UPDATE
-           SET b_created = u.b_created OR EXCLUDED.b_created, b_changed = u.b_changed OR EXCLUDED.b_changed,
+               a_edited_at = greatest(u.a_edited_at, EXCLUDED.a_edited_at),
+               b_created = u.b_created OR EXCLUDED.b_created, b_changed = u.b_changed OR EXCLUDED.b_changed,
                b_deleted = u.b_deleted OR EXCLUDED.b_deleted,
                b_edited_at = greatest(u.b_edited_at, EXCLUDED.b_edited_at);
 
         -- The records that differ: all of them read in full, or among the candidates.
         PERFORM envsync.check_same_table(v_source, v_target, v_table.relid);
+        v_key_names := ARRAY(SELECT k.attname::text FROM envsync.key_columns(v_table.relid) k ORDER BY k.ord);
         IF to_regclass('pg_temp.envsync_diff') IS NULL THEN
             CREATE TEMP TABLE envsync_diff (key text[] PRIMARY KEY, source_hash bigint, target_hash bigint,
                 changed_columns text[], source_row jsonb, target_row jsonb) ON COMMIT DROP;
@@ -464,16 +466,17 @@ BEGIN
         DELETE FROM envsync.unsynced u
          WHERE u.env_a = v_env_a AND u.env_b = v_env_b AND u.table_id = v_table.table_id
            AND NOT EXISTS (SELECT FROM envsync_diff d WHERE d.key = u.key);
-        INSERT INTO envsync.unsynced (env_a, env_b, table_id, key)
-        SELECT v_env_a, v_env_b, v_table.table_id, d.key FROM envsync_diff d
-        ON CONFLICT DO NOTHING;
+        IF v_full THEN   -- differences nobody logged (they predate tracking) join the candidates
+            INSERT INTO envsync.unsynced (env_a, env_b, table_id, key)
+            SELECT v_env_a, v_env_b, v_table.table_id, d.key FROM envsync_diff d
+            ON CONFLICT DO NOTHING;
+        END IF;
 
         INSERT INTO envsync.compare_changes (comparison_id, module, table_id, table_name, key, record_key,
                                              kind, conflict_reason, selected, changed_columns,
                                              source_row, target_row, source_hash, target_hash)
         SELECT v_id, v_table.module, v_table.table_id, v_table.relid, d.key,
-               (SELECT jsonb_object_agg(k.attname, coalesce(d.source_row, d.target_row) -> k.attname)
-                  FROM envsync.key_columns(v_table.relid) k),
+               (SELECT jsonb_object_agg(k, coalesce(d.source_row, d.target_row) -> k) FROM unnest(v_key_names) k),
                c.kind, c.reason, c.kind <> 'conflict', d.changed_columns,
                d.source_row, d.target_row, d.source_hash, d.target_hash
           FROM envsync_diff d

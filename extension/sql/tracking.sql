@@ -124,11 +124,10 @@ DECLARE
     branches text;
     link name;
 BEGIN
-    -- The key is the text of its text[] form ('{42}'), written directly for a single integer.
+    -- The key as text: the column's for a single-column key, else the text[] form.
     SELECT string_agg(format('SELECT %s::integer AS table_id, %s AS key, envsync.row_hash(t) AS hash FROM %s t%s',
                              tt.table_id,
-                             (SELECT CASE WHEN count(*) = 1 AND bool_and(k.atttypid IN ('int2', 'int4', 'int8'))
-                                          THEN format('''{'' || t.%I::text || ''}''', min(k.attname))
+                             (SELECT CASE WHEN count(*) = 1 THEN format('t.%I::text', min(k.attname))
                                           ELSE format('ARRAY[%s]::text',
                                                       string_agg(format('t.%I::text', k.attname), ', ' ORDER BY k.ord))
                                      END

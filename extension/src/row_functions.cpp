@@ -6,33 +6,48 @@
 namespace envsync {
 namespace {
 
+// Kept in fn_extra for the rows of one query, which all have the same type: the row type's
+// descriptor and buffers are looked up once, not per row (a hash view reads millions of rows).
+struct RecordReader {
+    Oid type;
+    int32 typmod;
+    TupleDesc desc;  // a copy in the query's memory; the row type cannot change during the query
+    Datum *values;
+    bool *nulls;
+};
+
+RecordReader *record_reader(FunctionCallInfo fcinfo, HeapTupleHeader record) {
+    auto *reader = static_cast<RecordReader *>(fcinfo->flinfo->fn_extra);
+    Oid type = HeapTupleHeaderGetTypeId(record);
+    int32 typmod = HeapTupleHeaderGetTypMod(record);
+    if (reader && reader->type == type && reader->typmod == typmod)
+        return reader;
+    MemoryContext query_memory = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+    reader = static_cast<RecordReader *>(palloc(sizeof(RecordReader)));
+    TupleDesc desc = lookup_rowtype_tupdesc(type, typmod);
+    reader->desc = CreateTupleDescCopy(desc);
+    ReleaseTupleDesc(desc);
+    reader->type = type;
+    reader->typmod = typmod;
+    reader->values = static_cast<Datum *>(palloc(reader->desc->natts * sizeof(Datum)));
+    reader->nulls = static_cast<bool *>(palloc(reader->desc->natts * sizeof(bool)));
+    MemoryContextSwitchTo(query_memory);
+    fcinfo->flinfo->fn_extra = reader;
+    return reader;
+}
+
 Datum hash_of_record(FunctionCallInfo fcinfo) {
-    HeapTupleHeader record = pg_call([&] { return PG_GETARG_HEAPTUPLEHEADER(0); });
-    TupleDesc desc = pg_call([&] {
-        return lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(record),
-                                      HeapTupleHeaderGetTypMod(record));
-    });
-    const RowShape *shape;
-    try {
-        shape = &row_shape(desc, false);
-    } catch (...) {
-        pg_call([&] { ReleaseTupleDesc(desc); });
-        throw;
-    }
+    RecordReader *reader = pg_call([&] { return record_reader(fcinfo, PG_GETARG_HEAPTUPLEHEADER(0)); });
+    const RowShape &shape = row_shape(reader->desc, false);
     return pg_call([&] {
+        HeapTupleHeader record = PG_GETARG_HEAPTUPLEHEADER(0);
         HeapTupleData tuple;
         tuple.t_len = HeapTupleHeaderGetDatumLength(record);
         ItemPointerSetInvalid(&tuple.t_self);
         tuple.t_tableOid = InvalidOid;
         tuple.t_data = record;
-        Datum *values = static_cast<Datum *>(palloc(desc->natts * sizeof(Datum)));
-        bool *nulls = static_cast<bool *>(palloc(desc->natts * sizeof(bool)));
-        heap_deform_tuple(&tuple, desc, values, nulls);
-        int64 hash = static_cast<int64>(row_hash(*shape, values, nulls));
-        ReleaseTupleDesc(desc);
-        pfree(values);
-        pfree(nulls);
-        return Int64GetDatum(hash);
+        heap_deform_tuple(&tuple, reader->desc, reader->values, reader->nulls);
+        return Int64GetDatum(static_cast<int64>(row_hash(shape, reader->values, reader->nulls)));
     });
 }
 

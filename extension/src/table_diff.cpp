@@ -137,8 +137,7 @@ std::string batch_query(const TableSql &sql, const Side &source, const Side &tar
         "       src.row, dst.row "
         "  FROM src FULL JOIN dst ON src.key = dst.key "
         " WHERE coalesce(src.key, dst.key)::text IN (SELECT unnest($1)) "  // hashed: exact composite keys
-        "   AND src.hash IS DISTINCT FROM dst.hash "
-        " ORDER BY 1",
+        "   AND src.hash IS DISTINCT FROM dst.hash",
         rows(source), rows(target), columns_param);
 }
 
@@ -232,9 +231,10 @@ Datum diff_table(FunctionCallInfo fcinfo) {
         // same time (the other side's scan is asynchronous). A key seen once, or with two
         // hashes, differs. The aggregate spills to disk past work_mem.
         std::string candidates = fmt::format(
-            "SELECT key FROM (SELECT key, hash FROM {} WHERE table_id = {} "
-            "                 UNION ALL SELECT key, hash FROM {} WHERE table_id = {}) both_sides "
+            "SELECT {} FROM (SELECT key, hash FROM {} WHERE table_id = {} "
+            "                UNION ALL SELECT key, hash FROM {} WHERE table_id = {}) both_sides "
             " GROUP BY key HAVING count(*) = 1 OR min(hash) <> max(hash)",
+            run.nkeys == 1 ? "ARRAY[key]::text" : "key",  // a single key column comes bare
             source.hashes_from, source.table_id, target.hashes_from, target.table_id);
         Portal cursor = pg_call([&] {
             return SPI_cursor_open_with_args("envsync_diff_candidates", candidates.c_str(), 0, nullptr,

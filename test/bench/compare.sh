@@ -5,7 +5,8 @@
 #   naive        FULL JOIN of the local table with its postgres_fdw twin, IS DISTINCT FROM on
 #                whole rows (every row crosses the network)
 # at two table sizes, with the same 1,000 changes on each side; rows of about 400 bytes. Each comparison runs in a
-# transaction that is rolled back, so every repetition sees the same state. The differing keys
+# transaction that is rolled back, so every repetition sees the same state; times are the
+# server's (psql \timing), in a fresh session each. The differing keys
 # found by the three are checked to be the same. Peak private memory of the backend is
 # VmHWM - RssShmem (shared buffers touched are not the backend's own).
 #   test/bench/compare.sh [rows per side for the large run, default 1000000] [repetitions, default 3]
@@ -72,12 +73,17 @@ setup() {   # setup ROWS: identical tables on both sides, half pages and half fi
     done
 }
 
-timed() {   # timed SQL: seconds, in a rolled-back transaction
-    local start end
-    start=$(date +%s.%N)
-    psql_prod -c "BEGIN" -c "$1" -c "ROLLBACK" >/dev/null
-    end=$(date +%s.%N)
-    awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f", e - s }'
+timed() {   # timed SQL: seconds the server took (psql's \timing), in a fresh session and a
+            # rolled-back transaction; connecting the client is not counted, reaching TEST is
+    psql_prod <<SQL | awk '/^Time: / { t = $2 } END { printf "%.3f", t / 1000 }'
+BEGIN;
+\\timing on
+\\o /dev/null
+$1;
+\\o
+\\timing off
+ROLLBACK;
+SQL
 }
 peak_kb() {   # peak private memory (kB) of a backend running SQL
     psql_prod <<SQL

@@ -66,6 +66,19 @@ id4=$(prod -c "SELECT sync_compare('test', 'prod')")
 is "$(changes "$id4" | grep -c 'shop.products {"id": 10}')" "0" "a record made alike on both sides is in sync again"
 is "$(changes "$id4" | grep 'shop.menus')" 'shop.menus {"id": 1} modified - t' "an edit on TEST after the last comparison is found"
 
+# --- No false differences -------------------------------------------------------------------------
+# The same values written differently on TEST (its session has another TimeZone and DateStyle too).
+on_test -c "UPDATE shop.products SET weight_kg = weight_kg::numeric(12,4) WHERE id BETWEEN 20 AND 40" \
+        -c "UPDATE shop.cms_pages SET meta = (SELECT jsonb_object_agg(k, v) FROM jsonb_each(meta) AS e(k, v)) WHERE id = 2" \
+        -c "SET TimeZone = 'Asia/Tokyo'" -c "UPDATE shop.slides SET valid_from = (valid_from AT TIME ZONE 'Asia/Tokyo')::timestamp WHERE id = 2" \
+        -c "UPDATE shop.gallery_files SET tags = tags, width = width WHERE id = 3" >/dev/null
+idf=$(prod -c "SELECT sync_compare('test', 'prod')")
+is "$(changes "$idf" | grep -cE 'products \{"id": (2[0-9]|3[0-9]|40)\}|cms_pages \{"id": 2\}|slides \{"id": 2\}|gallery_files \{"id": 3\}')" "0" \
+   "values equal to PostgreSQL (numeric scale, jsonb written anew, one instant in another zone, arrays with NULLs) are no difference"
+is "$(on_test -c "SELECT count(*) FROM shop.products WHERE id BETWEEN 20 AND 40 AND (weight_kg IS NULL OR weight_kg::text LIKE '%.%000')")" "21" \
+   "though their text differs on TEST"
+like "$(on_test -c "SELECT sync_compare('test', 'prod')")" 'only from the production database' "TEST cannot start a comparison"
+
 # --- Mode, modules, scope --------------------------------------------------------------------------
 idn=$(prod -c "SELECT sync_compare('test', 'prod', mode => 'new')")
 is "$(prod -c "SELECT string_agg(DISTINCT kind || coalesce(':' || conflict_reason, ''), ', ') FROM envsync.changes WHERE comparison_id = $idn")" \
