@@ -289,8 +289,8 @@ BEGIN
                 USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = difference,
                       HINT = 'Make the table identical in every environment, then compare again.';
         END IF;
-        IF envsync.table_shape((SELECT r.rows_from FROM envsync.reading(e.name, tbl) r)::regclass)->'columns'
-           IS DISTINCT FROM local_shape->'columns' THEN
+        IF (SELECT et.link_shape FROM envsync.environment_tables et JOIN envsync.tracked_tables t USING (table_id)
+             WHERE et.environment = e.name AND t.relid = tbl) IS DISTINCT FROM local_shape THEN
             PERFORM envsync.link_table(e.name, tbl);
         END IF;
     END LOOP;
@@ -461,7 +461,6 @@ BEGIN
               FROM envsync.diff_table(v_source, v_target, v_table.relid, coalesce(v_keys, '{}')) d;
         END IF;
 
-        ANALYZE envsync_diff;
         -- Records found alike are in sync: their edits are forgotten.
         DELETE FROM envsync.unsynced u
          WHERE u.env_a = v_env_a AND u.env_b = v_env_b AND u.table_id = v_table.table_id

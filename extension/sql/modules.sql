@@ -13,6 +13,7 @@ CREATE TABLE envsync.environment_tables (
     environment     text NOT NULL REFERENCES envsync.environments ON DELETE CASCADE,
     table_id        integer NOT NULL REFERENCES envsync.tracked_tables ON DELETE CASCADE,
     remote_table_id integer NOT NULL,
+    link_shape      jsonb,    -- the table's shape when its foreign table was made
     PRIMARY KEY (environment, table_id)
 );
 COMMENT ON TABLE envsync.environment_tables IS 'Where each synced table is tracked, and under which id';
@@ -62,6 +63,9 @@ BEGIN
                                       ORDER BY a.attnum)
                       FROM pg_attribute a WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped),
                    e.server, nsp, rel);
+    UPDATE envsync.environment_tables et SET link_shape = envsync.table_shape(tbl)
+      FROM envsync.tracked_tables t
+     WHERE et.environment = env AND t.table_id = et.table_id AND t.relid = tbl;
 END
 $$;
 

@@ -20,7 +20,7 @@
 namespace envsync {
 namespace {
 
-constexpr int batch_size = 1000;
+constexpr int batch_size = 5000;
 constexpr int n_out = 6;
 
 // Calls PostgreSQL: inside pg_call(). Empty string for NULL.

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The whole path of the e-mail that says a comparison finished: sync_compare on the sample shop
+# queues it, envsync-orchestrator delivers it to a real SMTP server (aiosmtpd) on loopback.
+# TAP: prove --exec bash test/e2e/comparison_mail_test.sh
+set -uo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+source "$repo/test/lib/tap.sh"
+cluster=$repo/test/cluster.sh
+helpers=$repo/test/e2e/orchestrator
+py=/usr/bin/python3   # the interpreter that has aiosmtpd, whatever PATH says
+bin=${ENVSYNC_ORCHESTRATOR:-$repo/build/orchestrator/envsync-orchestrator}
+smtp_port=${ENVSYNC_E2E_SMTP_PORT:-56581}
+prod() { "$cluster" psql prod -At "$@" 2>&1; }
+
+work=$(mktemp -d /tmp/envsync-mail-e2e.XXXXXX)
+smtp_pid=
+cleanup() { [[ -n $smtp_pid ]] && kill "$smtp_pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+[[ -x $bin ]] || bail "build the orchestrator first (test/build.sh)"
+bash "$repo/test/setup_shop.sh" >/dev/null || bail "the sample shop could not be set up"
+"$cluster" psql test -c "SELECT shop_fixture.diverge('test')" >/dev/null
+prod -c "SELECT shop_fixture.diverge('prod')" -c "SELECT sync_set_operator('postgres', 'dba@shop.example')" >/dev/null
+
+PYTHONDONTWRITEBYTECODE=1 "$py" -m aiosmtpd -n -l "127.0.0.1:$smtp_port" -c aiosmtpd.handlers.Mailbox "$work/maildir" \
+    >"$work/smtp.log" 2>&1 &
+smtp_pid=$!
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$smtp_port") 2>/dev/null; }
+wait_for 10 listening || bail "aiosmtpd did not start"
+
+id=$(prod -c "SELECT sync_compare('test', 'prod')")
+is "$(prod -c "SELECT status FROM envsync.mail_status WHERE subject LIKE 'Comparison $id %'")" "pending" \
+   "the comparison queued its e-mail"
+eval "$("$cluster" env prod)"
+ok "the orchestrator delivers what is due" \
+   "$bin" --once --db "host=$PGHOST port=$PGPORT dbname=$PGDATABASE user=$PGUSER" \
+   --smtp-url "smtp://127.0.0.1:$smtp_port" --from envsync@shop.example
+is "$(prod -c "SELECT status, attempts FROM envsync.mail_status WHERE subject LIKE 'Comparison $id %'")" "sent|1" \
+   "and marks it sent"
+message_id=$(PYTHONPATH=$helpers "$py" "$helpers/maildir.py" ids "$work/maildir")
+is "$(wc -l <<<"$message_id")" "1" "one e-mail arrived"
+PYTHONPATH=$helpers "$py" "$helpers/maildir.py" show "$work/maildir" "$message_id" >"$work/mail.json"
+field() { "$py" -c 'import json, sys; v = json.load(open(sys.argv[1]))[sys.argv[2]]; print(v if isinstance(v, str) else json.dumps(v))' "$work/mail.json" "$1"; }
+is "$(field subject)" "Comparison $id finished: TEST > PROD" "its subject names the comparison and the direction"
+is "$(field to)" '["dba@shop.example"]' "it goes to the operator who started the comparison"
+cells=$(field cells)
+like "$cells" '\["Module", "New", "Modified", "Deleted", "Conflicts"\]' "the summary is a table of modules and kinds"
+like "$cells" '\["cms", "2", "0", "0", "1"\]' "CMS: the two new blocks and the page created on both sides"
+like "$cells" '\["catalogue", "2", "1", "1", "1"\]' "catalogue: as the comparison found"
+like "$(field text)" "Comparison #$id finished: test → prod" "the plain-text part says it too"
+like "$(field text)" 'cms +2 +0 +0 +1' "with the same table"
+done_testing
