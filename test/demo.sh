@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The envsync demo on a fresh Debian 12 machine (the README's first command): installs the
 # packages, builds envsync, starts two local clusters (PROD and TEST), loads the sample shop on
-# both with differences made on each side, shows what envsync tracked, and compares TEST with PROD. The clusters keep
+# both with differences made on each side, shows what envsync tracked, compares TEST with PROD,
+# and has the orchestrator deliver the operator's e-mail to a local SMTP sink. The clusters keep
 # running afterwards for a look around (test/cluster.sh psql prod; test/cluster.sh stop).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -52,6 +53,26 @@ for kind in conflict new modified deleted; do
 done
 show "The e-mail queued for the operator (envsync.mail_status)" prod \
     "SELECT id, kind, recipient, subject, status FROM envsync.mail_status ORDER BY id"
+
+echo; echo "== envsync-orchestrator delivers it to a local SMTP sink (aiosmtpd)"
+mail=$(mktemp -d /tmp/envsync-demo-mail.XXXXXX)
+/usr/bin/python3 -m aiosmtpd -n -l 127.0.0.1:2525 -c aiosmtpd.handlers.Mailbox "$mail" >/dev/null 2>&1 &
+smtp=$!
+trap 'kill $smtp 2>/dev/null' EXIT
+for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/2525) 2>/dev/null && break; sleep 0.1; done
+eval "$("$cluster" env prod)"
+build/orchestrator/envsync-orchestrator --once --db "host=$PGHOST port=$PGPORT dbname=$PGDATABASE user=$PGUSER" \
+    --smtp-url smtp://127.0.0.1:2525 --from envsync@shop.example
+show "Delivered (envsync.mail_status)" prod "SELECT id, recipient, status, attempts, sent_at FROM envsync.mail_status ORDER BY id"
+echo; echo "== The e-mail received (plain-text part)"
+/usr/bin/python3 - "$mail" <<'PY'
+import email, email.policy, mailbox, sys
+for raw in mailbox.Maildir(sys.argv[1], create=False):
+    message = email.message_from_bytes(raw.as_bytes(), policy=email.policy.default)
+    print("From:", message["From"]); print("To:", message["To"]); print("Subject:", message["Subject"]); print()
+    print(message.get_body(preferencelist=("plain",)).get_content())
+PY
+rm -rf "$mail"
 
 echo
 echo "The clusters are running: test/cluster.sh psql prod   (or test); stop them with test/cluster.sh stop"
