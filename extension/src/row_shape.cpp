@@ -12,13 +12,11 @@ using ShapeKey = uint64_t;  // row type oid and typmod
 std::unordered_map<ShapeKey, RowShape> shapes;
 bool callback_registered = false;
 
+// Marks, never erases: the caller of row_shape() may be using the entry right now.
 void forget_shapes(Datum, Oid relid) {
-    if (relid == InvalidOid) {
-        shapes.clear();
-        return;
-    }
-    for (auto it = shapes.begin(); it != shapes.end();)
-        it = it->second.relid == relid ? shapes.erase(it) : std::next(it);
+    for (auto &entry : shapes)
+        if (relid == InvalidOid || entry.second.relid == relid)
+            entry.second.stale = true;
 }
 
 // A constant per position keeps NULLs apart from any value and columns from each other.
@@ -85,7 +83,7 @@ const RowShape &row_shape(TupleDesc desc, bool with_key) {
     ShapeKey key = (static_cast<uint64_t>(desc->tdtypeid) << 32) |
                    static_cast<uint32_t>(desc->tdtypmod);
     auto found = shapes.find(key);
-    if (found == shapes.end() || found->second.columns.size() != size_t(desc->natts)) {
+    if (found == shapes.end() || found->second.stale || found->second.columns.size() != size_t(desc->natts)) {
         if (!callback_registered) {
             pg_call([] { CacheRegisterRelcacheCallback(forget_shapes, Datum(0)); });
             callback_registered = true;

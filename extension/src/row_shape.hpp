@@ -25,6 +25,7 @@ struct ColumnReader {
 };
 
 struct RowShape {
+    bool stale = false;                 // the table changed: read again at the next lookup
     Oid relid = InvalidOid;             // the table whose rows these are, if any
     std::vector<ColumnReader> columns;  // by attribute number - 1
     bool has_key = false;
@@ -32,7 +33,8 @@ struct RowShape {
 };
 
 // The shape of rows of this descriptor, with the table's primary key when with_key is set.
-// Cached per backend until the table changes.
+// Cached per backend until the table changes. The reference stays valid until the next call:
+// an invalidation arriving meanwhile (any catalog access can deliver one) only marks it stale.
 const RowShape &row_shape(TupleDesc desc, bool with_key);
 
 // The two functions below call PostgreSQL directly: run them inside pg_call().

@@ -5,11 +5,11 @@
 # interleaved and the median of each is taken, since absolute figures drift on shared machines.
 # synchronous_commit is off: with it on, WAL flushes hide any trigger cost.
 #
-#   test/bench/trigger_overhead.sh [seconds per run, default 15] [rounds, default 3]
+#   test/bench/trigger_overhead.sh [seconds per run, default 10] [rounds, default 6]
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-seconds=${1:-15}
-rounds=${2:-3}
+seconds=${1:-10}
+rounds=${2:-6}
 rows=100000
 db=envsync_bench
 
@@ -77,6 +77,11 @@ DELETE FROM bench.$t WHERE id = :id;
 SQL
 done
 
+# Warm-up, not counted: caches, the first autovacuum rounds, the clients' first connections.
+for t in $variants; do
+    pgbench -n -M prepared -c 2 -j 2 -T 5 -f "$work/$t-update.sql@2" -f "$work/$t-insert.sql@1" \
+        -f "$work/$t-delete.sql@1" >/dev/null
+done
 declare -A results
 order=($variants)
 for round in $(seq "$rounds"); do
