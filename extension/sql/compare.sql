@@ -1,10 +1,10 @@
 -- Comparing two environments: the state kept per pair of environments, the comparisons and
 -- their changes for review, and sync_compare() itself.
 
--- Where an environment's rows and row hashes of a table are read (quoted names), and the
--- table's id there. Used by envsync.diff_table().
-CREATE FUNCTION envsync.reading(env text, tbl regclass,
-                                OUT rows_from text, OUT hashes_from text, OUT table_id integer)
+-- Where an environment's rows, row hashes and change log of a table are read (quoted names),
+-- and the table's id there.
+CREATE FUNCTION envsync.reading(env text, tbl regclass, OUT rows_from text, OUT hashes_from text,
+                                OUT log_from text, OUT table_id integer)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
 DECLARE
     e envsync.environments;
@@ -25,7 +25,9 @@ BEGIN
     IF e.server IS NULL THEN
         rows_from := tbl::text;
         hashes_from := 'envsync.row_hashes';
+        log_from := 'envsync.row_log';
     ELSE
+        log_from := format('%I.row_log', e.link_schema);
         rows_from := format('%I.%I', e.link_schema,
                             (SELECT n.nspname || '.' || c.relname FROM pg_class c
                                JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl));
@@ -221,19 +223,17 @@ CREATE FUNCTION envsync.logged_edits(env text, tbl regclass, since pg_snapshot, 
 RETURNS TABLE (key text[], created boolean, changed boolean, deleted boolean, edited_at timestamptz)
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 DECLARE
-    e envsync.environments;
     id integer;
+    log_from text;
 BEGIN
-    SELECT * INTO e FROM envsync.environments WHERE name = env;
-    SELECT r.table_id INTO id FROM envsync.reading(env, tbl) r;
+    SELECT r.table_id, r.log_from INTO id, log_from FROM envsync.reading(env, tbl) r;
     RETURN QUERY EXECUTE format(
         'SELECT key, bool_or(kind = ''I'' AND NOT applied), bool_or(kind = ''U'' AND NOT applied),
                 bool_or(kind = ''D'' AND NOT applied), max(at) FILTER (WHERE NOT applied)
            FROM %s
           WHERE table_id = $1 AND pg_visible_in_snapshot(xid, $2)
             AND ($3 IS NULL OR NOT pg_visible_in_snapshot(xid, $3))
-          GROUP BY key',
-        CASE WHEN e.server IS NULL THEN 'envsync.row_log' ELSE format('%I.row_log', e.link_schema) END)
+          GROUP BY key', log_from)
     USING id, upto, since;
 END
 $$;
@@ -242,20 +242,18 @@ $$;
 CREATE FUNCTION envsync.compact_log(env text, tbl regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 DECLARE
-    e envsync.environments;
     id integer;
+    log_from text;
     taken pg_snapshot[];
 BEGIN
-    SELECT * INTO e FROM envsync.environments WHERE name = env;
-    SELECT r.table_id INTO id FROM envsync.reading(env, tbl) r;
+    SELECT r.table_id, r.log_from INTO id, log_from FROM envsync.reading(env, tbl) r;
     SELECT array_agg(CASE WHEN sp.env_a = env THEN sp.snapshot_a ELSE sp.snapshot_b END) INTO taken
       FROM envsync.sync_points sp JOIN envsync.tracked_tables t USING (table_id)
      WHERE t.relid = tbl AND env IN (sp.env_a, sp.env_b);
     IF taken IS NULL THEN
         RETURN;
     END IF;
-    EXECUTE format('DELETE FROM %s WHERE table_id = $1 AND xid < pg_snapshot_xmax($2[1]) %s',
-                   CASE WHEN e.server IS NULL THEN 'envsync.row_log' ELSE format('%I.row_log', e.link_schema) END,
+    EXECUTE format('DELETE FROM %s WHERE table_id = $1 AND xid < pg_snapshot_xmax($2[1]) %s', log_from,
                    (SELECT string_agg(format('AND pg_visible_in_snapshot(xid, $2[%s])', i), ' ')
                       FROM generate_subscripts(taken, 1) i))
     USING id, taken;
