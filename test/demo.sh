@@ -56,7 +56,7 @@ show "The e-mail queued for the operator (envsync.mail_status)" prod \
 
 echo; echo "== envsync-orchestrator delivers it to a local SMTP sink (aiosmtpd)"
 mail=$(mktemp -d /tmp/envsync-demo-mail.XXXXXX)
-/usr/bin/python3 -m aiosmtpd -n -l 127.0.0.1:2525 -c aiosmtpd.handlers.Mailbox "$mail" >/dev/null 2>&1 &
+/usr/bin/python3 -m aiosmtpd -n -l 127.0.0.1:2525 -c aiosmtpd.handlers.Mailbox "$mail/box" >/dev/null 2>&1 &
 smtp=$!
 trap 'kill $smtp 2>/dev/null' EXIT
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/2525) 2>/dev/null && break; sleep 0.1; done
@@ -65,7 +65,7 @@ build/orchestrator/envsync-orchestrator --once --db "host=$PGHOST port=$PGPORT d
     --smtp-url smtp://127.0.0.1:2525 --from envsync@shop.example
 show "Delivered (envsync.mail_status)" prod "SELECT id, recipient, status, attempts, sent_at FROM envsync.mail_status ORDER BY id"
 echo; echo "== The e-mail received (plain-text part)"
-/usr/bin/python3 - "$mail" <<'PY'
+/usr/bin/python3 - "$mail/box" <<'PY'
 import email, email.policy, mailbox, sys
 for raw in mailbox.Maildir(sys.argv[1], create=False):
     message = email.message_from_bytes(raw.as_bytes(), policy=email.policy.default)
