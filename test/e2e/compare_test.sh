@@ -142,5 +142,17 @@ on_test -c "ALTER TABLE shop.slides DROP COLUMN alt_text" >/dev/null
 "$cluster" stop test >/dev/null
 like "$(prod -c "SELECT sync_compare('test', 'prod')")" 'cannot connect to environment "test"' "TEST unreachable: a clear error"
 "$cluster" start test >/dev/null
+# Wrong credentials: the user mapping's password no longer matches; then both get a new one.
+wrong=$(head -c 12 /dev/urandom | base64 | tr -d '/+=')
+printf "ALTER USER MAPPING FOR PUBLIC SERVER test_server OPTIONS (SET password '%s');\n" "$wrong" | prod >/dev/null
+out=$(prod -c "SELECT sync_compare('test', 'prod')")
+like "$out" 'cannot connect to environment "test"' "wrong credentials: a clear error"
+like "$out" 'password authentication failed' "with the server's reason"
+[[ $out == *"$wrong"* ]] && leaked=yes || leaked=no
+is "$leaked" "no" "and no password in it"
+fresh=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+printf "SET log_min_error_statement = panic;\nALTER ROLE envsync_link PASSWORD '%s';\n" "$fresh" | "$cluster" psql test >/dev/null
+printf "ALTER USER MAPPING FOR PUBLIC SERVER test_server OPTIONS (SET password '%s');\n" "$fresh" | prod >/dev/null
 is "$(prod -c "SELECT count(*) FROM envsync.comparisons")" "$before" "and no comparison is left half-written"
+like "$(prod -c "SELECT sync_compare('test', 'prod')")" '^[0-9]+$' "with the credentials right again, comparing works"
 done_testing
