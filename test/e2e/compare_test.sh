@@ -4,10 +4,7 @@
 # TAP: prove --exec bash test/e2e/compare_test.sh
 set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-source "$repo/test/lib/tap.sh"
-cluster=$repo/test/cluster.sh
-prod() { "$cluster" psql prod -At "$@" 2>&1; }
-on_test() { "$cluster" psql test -At "$@" 2>&1; }
+source "$repo/test/lib/shop_e2e.sh"
 # The changes of a comparison, one line each: table key kind [reason] [selected]
 changes() {
     prod -F ' ' -c "SELECT table_name, record_key::text, kind, coalesce(conflict_reason, '-'), selected
@@ -15,7 +12,6 @@ changes() {
                      ORDER BY table_name::text COLLATE \"C\", key::text COLLATE \"C\""
 }
 
-bash "$repo/test/setup_shop.sh" >/dev/null || { echo "Bail out! the sample shop could not be set up"; exit 1; }
 on_test -c "SELECT shop_fixture.diverge('test')" >/dev/null
 prod -c "SELECT shop_fixture.diverge('prod')" -c "SELECT sync_set_operator('postgres', 'dba@shop.example')" >/dev/null
 

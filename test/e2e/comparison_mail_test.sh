@@ -4,22 +4,19 @@
 # TAP: prove --exec bash test/e2e/comparison_mail_test.sh
 set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-source "$repo/test/lib/tap.sh"
-cluster=$repo/test/cluster.sh
 helpers=$repo/test/e2e/orchestrator
 py=/usr/bin/python3   # the interpreter that has aiosmtpd, whatever PATH says
 bin=${ENVSYNC_ORCHESTRATOR:-$repo/build/orchestrator/envsync-orchestrator}
 smtp_port=${ENVSYNC_E2E_SMTP_PORT:-56581}
-prod() { "$cluster" psql prod -At "$@" 2>&1; }
 
 work=$(mktemp -d /tmp/envsync-mail-e2e.XXXXXX)
 smtp_pid=
 cleanup() { [[ -n $smtp_pid ]] && kill "$smtp_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-[[ -x $bin ]] || bail "build the orchestrator first (test/build.sh)"
-bash "$repo/test/setup_shop.sh" >/dev/null || bail "the sample shop could not be set up"
-"$cluster" psql test -c "SELECT shop_fixture.diverge('test')" >/dev/null
+[[ -x $bin ]] || { echo "Bail out! build the orchestrator first (test/build.sh)"; exit 1; }
+source "$repo/test/lib/shop_e2e.sh"
+on_test -c "SELECT shop_fixture.diverge('test')" >/dev/null
 prod -c "SELECT shop_fixture.diverge('prod')" -c "SELECT sync_set_operator('postgres', 'dba@shop.example')" >/dev/null
 
 PYTHONDONTWRITEBYTECODE=1 "$py" -m aiosmtpd -n -l "127.0.0.1:$smtp_port" -c aiosmtpd.handlers.Mailbox "$work/maildir" \

@@ -4,13 +4,9 @@
 # Starts from a fresh sample shop (test/setup_shop.sh). TAP: prove --exec bash test/e2e/environments_test.sh
 set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-source "$repo/test/lib/tap.sh"
-cluster=$repo/test/cluster.sh
-prod() { "$cluster" psql prod -At "$@" 2>&1; }
-on_test() { "$cluster" psql test -At "$@" 2>&1; }
+source "$repo/test/lib/shop_e2e.sh"
 test_port=${ENVSYNC_TEST_PORT:-55433}
 db=${ENVSYNC_DB:-shop}
-bash "$repo/test/setup_shop.sh" >/dev/null || { echo "Bail out! the sample shop could not be set up"; exit 1; }
 
 # A second login role on TEST with a password of this test's own, for extra foreign servers.
 on_test -c "DROP ROLE IF EXISTS envsync_probe" -c "CREATE ROLE envsync_probe LOGIN PASSWORD 'probe-only-for-tests'" >/dev/null
