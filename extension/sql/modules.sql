@@ -57,7 +57,8 @@ BEGIN
         EXECUTE format('DROP FOREIGN TABLE %I.%I', e.link_schema, nsp || '.' || rel);
     END IF;
     EXECUTE format('CREATE FOREIGN TABLE %I.%I (%s) SERVER %I '
-                   'OPTIONS (schema_name %L, table_name %L, fetch_size ''10000'', batch_size ''1000'')',
+                   'OPTIONS (schema_name %L, table_name %L, fetch_size ''10000'', batch_size ''1000'', '
+                   'async_capable ''true'')',
                    e.link_schema, nsp || '.' || rel,
                    (SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', '
                                       ORDER BY a.attnum)

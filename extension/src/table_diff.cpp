@@ -122,23 +122,26 @@ std::string batch_query(const TableSql &sql, const Side &source, const Side &tar
         key_expr += fmt::format("{}t.{}::text", i ? ", " : "", sql.key_names[i]);
         match += fmt::format(" AND t.{} = ANY(${})", sql.key_names[i], i + 2);
     }
-    auto rows = [&](const Side &side) {
-        return fmt::format("SELECT ARRAY[{}] AS key, envsync.row_hash(t) AS hash, to_jsonb(t) AS row "
-                           "FROM {} t WHERE true{}{}",
-                           key_expr, side.rows_from, match, sql.filter);
+    auto rows = [&](const Side &side, const char *is_source) {
+        return fmt::format("SELECT {} AS is_source, ARRAY[{}] AS key, envsync.row_hash(t) AS hash, "
+                           "to_jsonb(t) AS row FROM {} t WHERE true{}{}",
+                           is_source, key_expr, side.rows_from, match, sql.filter);
     };
     int columns_param = static_cast<int>(sql.key_names.size()) + 2;
+    // Both sides in one Append: the other server's rows are read asynchronously while this
+    // one reads its own. Each row is read, hashed and converted once (MATERIALIZED).
     return fmt::format(
-        "WITH src AS MATERIALIZED ({}), dst AS MATERIALIZED ({}) "  // each row read and hashed once
+        "WITH both_sides AS MATERIALIZED ({} UNION ALL {}) "
         "SELECT coalesce(src.key, dst.key), src.hash, dst.hash, "
         "       CASE WHEN src.key IS NOT NULL AND dst.key IS NOT NULL THEN "
         "            ARRAY(SELECT c FROM unnest(${}::text[]) WITH ORDINALITY AS u(c, n) "
         "                   WHERE src.row -> c IS DISTINCT FROM dst.row -> c ORDER BY n) END, "
         "       src.row, dst.row "
-        "  FROM src FULL JOIN dst ON src.key = dst.key "
+        "  FROM (SELECT * FROM both_sides WHERE is_source) src "
+        "  FULL JOIN (SELECT * FROM both_sides WHERE NOT is_source) dst ON src.key = dst.key "
         " WHERE coalesce(src.key, dst.key)::text IN (SELECT unnest($1)) "  // hashed: exact composite keys
         "   AND src.hash IS DISTINCT FROM dst.hash",
-        rows(source), rows(target), columns_param);
+        rows(source, "true"), rows(target, "false"), columns_param);
 }
 
 // Typed arrays of each key column's values, from the key texts.
