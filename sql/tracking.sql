@@ -62,6 +62,9 @@ CREATE INDEX row_log_key ON envsync.row_log (key);
 INSERT INTO shop.cms_pages (id, slug) VALUES (4, 'x');
 DROP INDEX envsync.row_log_key;
 
+-- The ad hoc diff refuses a NULL key instead of reading it.
+SELECT * FROM envsync.diff_table('prod', 'prod', 'shop.cms_pages', ARRAY[NULL]::text[]);
+
 -- Dropping a tracked table forgets it; the other tables stay tracked.
 DROP TABLE shop.product_categories CASCADE;
 SELECT module, table_name FROM envsync.synced_tables WHERE module = 'catalogue';

@@ -225,6 +225,11 @@ Datum diff_table(FunctionCallInfo fcinfo) {
             int count;
             deconstruct_array(PG_GETARG_ARRAYTYPE_P(3), TEXTOID, -1, false, TYPALIGN_INT, &keys,
                               &key_nulls, &count);
+            for (int i = 0; i < count; i++)
+                if (key_nulls[i])
+                    ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                                    errmsg("keys must not contain NULL"),
+                                    errhint("Give each key as the text of its text[] form, like '{42}'.")));
             return count;
         });
         for (int start = 0; start < n; start += batch_size)
