@@ -183,6 +183,14 @@ BEGIN
         RAISE EXCEPTION 'only the selection of a change can be altered'
             USING ERRCODE = 'insufficient_privilege', HINT = 'UPDATE envsync.changes SET selected = ...';
     END IF;
+    -- What a synchronization applied stays as it was (its revert undoes exactly that).
+    IF NEW.selected IS DISTINCT FROM OLD.selected AND EXISTS (
+           SELECT FROM envsync.sync_runs s
+            WHERE s.comparison_id = NEW.comparison_id AND s.reverts IS NULL AND NOT s.test_import
+              AND s.status IN ('running', 'succeeded')) THEN
+        RAISE EXCEPTION 'comparison % is synchronized: its selection can no longer change', NEW.comparison_id
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Compare again to synchronize more.';
+    END IF;
     RETURN NEW;
 END
 $$;

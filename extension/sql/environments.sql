@@ -87,6 +87,13 @@ BEGIN
                    link, server);
     EXECUTE format('CREATE FOREIGN TABLE %I.tracked_shapes (table_id integer, shape jsonb) '
                    'SERVER %I OPTIONS (schema_name ''envsync'', table_name ''tracked_shapes'')', link, server);
+    -- Applying there: the records are staged in batches, then one request applies them.
+    EXECUTE format('CREATE FOREIGN TABLE %I.apply_stage (run bigint, table_id integer, key text[], op "char", '
+                   'expect_hash bigint, new_row jsonb, new_hash bigint) '
+                   'SERVER %I OPTIONS (schema_name ''envsync'', table_name ''apply_stage'', batch_size ''1000'')',
+                   link, server);
+    EXECUTE format('CREATE FOREIGN TABLE %I.apply_requests (run bigint, move_sequences boolean, result jsonb) '
+                   'SERVER %I OPTIONS (schema_name ''envsync'', table_name ''apply_requests'')', link, server);
     -- Asynchronous: the other server hashes its rows while this one hashes its own.
     EXECUTE format('CREATE FOREIGN TABLE %I.row_hashes (table_id integer, key text, hash bigint) '
                    'SERVER %I OPTIONS (schema_name ''envsync'', table_name ''row_hashes'', fetch_size ''10000'', '
@@ -136,7 +143,8 @@ BEGIN
     EXECUTE format('GRANT USAGE ON SCHEMA envsync TO %s', role_name);
     EXECUTE format('GRANT SELECT ON envsync.about, envsync.tracked_shapes TO %s', role_name);
     EXECUTE format('GRANT SELECT, DELETE ON envsync.row_log TO %s', role_name);
-    EXECUTE format('GRANT SELECT, INSERT ON envsync.track_requests TO %s', role_name);
+    EXECUTE format('GRANT SELECT, INSERT ON envsync.track_requests, envsync.apply_requests TO %s', role_name);
+    EXECUTE format('GRANT INSERT ON envsync.apply_stage TO %s', role_name);
 END
 $$;
 COMMENT ON FUNCTION sync_grant_link(regrole) IS

@@ -10,11 +10,15 @@ END
 $$;
 GRANT USAGE ON SCHEMA envsync TO envsync_operator;
 GRANT SELECT ON envsync.environments, envsync.synced_tables, envsync.comparisons, envsync.changes,
-                envsync.mail_status TO envsync_operator;
+                envsync.mail_status, envsync.syncs TO envsync_operator;
 GRANT UPDATE (selected) ON envsync.changes TO envsync_operator;
 REVOKE EXECUTE ON FUNCTION sync_compare(text, text, text[], text, jsonb, boolean),
                            envsync.compare(text, text, text[], text, jsonb, boolean, name),
-                           sync_select(bigint, boolean, bigint[], text, text) FROM PUBLIC;
+                           sync_select(bigint, boolean, bigint[], text, text),
+                           sync_apply(bigint, boolean), envsync.apply(bigint, boolean, name),
+                           sync_revert(bigint), envsync.revert(bigint, name) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION sync_compare(text, text, text[], text, jsonb, boolean),
                           envsync.compare(text, text, text[], text, jsonb, boolean, name),
-                          sync_select(bigint, boolean, bigint[], text, text) TO envsync_operator;
+                          sync_select(bigint, boolean, bigint[], text, text),
+                          sync_apply(bigint, boolean), envsync.apply(bigint, boolean, name),
+                          sync_revert(bigint), envsync.revert(bigint, name) TO envsync_operator;
