@@ -61,7 +61,7 @@ BEGIN
                   DETAIL = array_to_string(drifted[1:50], E'\n')
                            || CASE WHEN cardinality(drifted) > 50
                                    THEN format(E'\n... and %s more', cardinality(drifted) - 50) ELSE '' END,
-                  HINT = 'Nothing was written. Compare again and review the new differences.';
+                  HINT = 'Compare again and review the new differences.';
     END IF;
 END
 $$;
@@ -70,11 +70,11 @@ $$;
 -- reviewed (else nothing is written and the error lists them all); then deletions, insertions
 -- and updates go in one statement, so that foreign keys are checked once all are written
 -- (self-referencing trees and cycles need no order); then every written record is checked to
--- hold exactly the reviewed content. Returns per table id: inserted, updated, deleted.
-CREATE FUNCTION envsync.apply_staged(run bigint, move_sequences boolean) RETURNS jsonb
+-- hold exactly the reviewed content. here: this environment's name, for the messages.
+-- Returns per table id: inserted, updated, deleted.
+CREATE FUNCTION envsync.apply_staged(run bigint, here text, move_sequences boolean) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET envsync.applying = on AS $$
 DECLARE
-    here text := (SELECT e.name FROM envsync.environments e WHERE e.server IS NULL);
     t record;
     w record;
     seq record;
@@ -218,14 +218,15 @@ BEGIN
     RETURN result;
 END
 $$;
-REVOKE EXECUTE ON FUNCTION envsync.apply_staged(bigint, boolean) FROM PUBLIC;
-COMMENT ON FUNCTION envsync.apply_staged(bigint, boolean) IS
+REVOKE EXECUTE ON FUNCTION envsync.apply_staged(bigint, text, boolean) FROM PUBLIC;
+COMMENT ON FUNCTION envsync.apply_staged(bigint, text, boolean) IS
     'Writes the records staged in envsync.apply_stage for a synchronization, all or none, after checking each is as reviewed';
 
 -- PROD asks another environment to apply what it staged there by inserting a request; the
 -- trigger answers in the returned row (RETURNING result), in PROD's remote transaction.
 CREATE TABLE envsync.apply_requests (
     run            bigint NOT NULL,
+    environment    text NOT NULL,     -- this database's name in PROD's catalog
     move_sequences boolean NOT NULL,
     result         jsonb,   -- answer: per table id, inserted, updated, deleted
     requested_at   timestamptz NOT NULL DEFAULT now(),
@@ -236,7 +237,7 @@ COMMENT ON TABLE envsync.apply_requests IS 'Synchronizations PROD applied to thi
 CREATE FUNCTION envsync.apply_request() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    NEW.result := envsync.apply_staged(NEW.run, NEW.move_sequences);
+    NEW.result := envsync.apply_staged(NEW.run, NEW.environment, NEW.move_sequences);
     RETURN NEW;
 END
 $$;

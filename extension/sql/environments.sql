@@ -92,7 +92,8 @@ BEGIN
                    'expect_hash bigint, new_row jsonb, new_hash bigint) '
                    'SERVER %I OPTIONS (schema_name ''envsync'', table_name ''apply_stage'', batch_size ''1000'')',
                    link, server);
-    EXECUTE format('CREATE FOREIGN TABLE %I.apply_requests (run bigint, move_sequences boolean, result jsonb) '
+    EXECUTE format('CREATE FOREIGN TABLE %I.apply_requests (run bigint, environment text, move_sequences boolean, '
+                   'result jsonb) '
                    'SERVER %I OPTIONS (schema_name ''envsync'', table_name ''apply_requests'')', link, server);
     -- Asynchronous: the other server hashes its rows while this one hashes its own.
     EXECUTE format('CREATE FOREIGN TABLE %I.row_hashes (table_id integer, key text, hash bigint) '

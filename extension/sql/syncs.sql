@@ -197,16 +197,16 @@ BEGIN
     IF v_target.server IS NULL THEN
         INSERT INTO envsync.apply_stage (run, table_id, key, op, expect_hash, new_row, new_hash)
         SELECT sync_id, w.target_table_id, w.key, w.op, w.expect_hash, w.new_row, w.new_hash FROM envsync_writes w;
-        v_result := envsync.apply_staged(sync_id, NOT s.test_import);
+        v_result := envsync.apply_staged(sync_id, c.target, NOT s.test_import);
     ELSE
         BEGIN
             EXECUTE format('INSERT INTO %I.apply_stage (run, table_id, key, op, expect_hash, new_row, new_hash)
                             SELECT $1, w.target_table_id, w.key, w.op, w.expect_hash, w.new_row, w.new_hash
                               FROM envsync_writes w', v_target.link_schema)
             USING sync_id;
-            EXECUTE format('INSERT INTO %I.apply_requests (run, move_sequences) VALUES ($1, $2) RETURNING result',
-                           v_target.link_schema)
-               INTO v_result USING sync_id, NOT s.test_import;
+            EXECUTE format('INSERT INTO %I.apply_requests (run, environment, move_sequences) VALUES ($1, $2, $3) '
+                           'RETURNING result', v_target.link_schema)
+               INTO v_result USING sync_id, c.target, NOT s.test_import;
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT,
                                     e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;

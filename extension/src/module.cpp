@@ -2,6 +2,10 @@
 #include "change_log.hpp"
 #include "pg_boundary.hpp"
 
+namespace {
+char *keep_before_images = nullptr;   // read in SQL: envsync.keep_before_images()
+}
+
 extern "C" {
 PG_MODULE_MAGIC;
 
@@ -14,6 +18,10 @@ void _PG_init(void) {
                              "Set by envsync's apply functions; changes are then not local edits.",
                              &envsync::applying, false, PGC_SUSET,
                              GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable("envsync.keep_before_images",
+                               "How long sync_revert() can undo a synchronization.",
+                               "Before-images older than this (an interval) are purged.",
+                               &keep_before_images, "30 days", PGC_SUSET, 0, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("envsync");
 }
 }
