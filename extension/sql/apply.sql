@@ -3,34 +3,36 @@
 -- what was reviewed and writes them all, in one statement, as envsync's own writes.
 
 -- Rows live only inside the applying transaction: unlogged, and removed by apply_staged().
+-- Each row carries a chunk of records (a JSON array), so that postgres_fdw ships few large rows.
 CREATE UNLOGGED TABLE envsync.apply_stage (
-    run         bigint NOT NULL,   -- the synchronization's id on PROD
-    table_id    integer NOT NULL,  -- the table's id in this database (envsync.tracked_tables)
-    key         text[] NOT NULL,
-    op          "char" NOT NULL CHECK (op IN ('I', 'U', 'D')),
-    expect_hash bigint,            -- U, D: the content hash the record has now, as reviewed
-    new_row     jsonb,             -- I, U: the content to write
-    new_hash    bigint,            -- I, U: its content hash
-    CHECK ((op = 'I') = (expect_hash IS NULL)),
-    CHECK ((op = 'D') = (new_row IS NULL))
+    run     bigint NOT NULL,   -- the synchronization's id on PROD
+    records jsonb NOT NULL     -- [{table_id, key, op, expect_hash, new_row, new_hash}, ...]
 );
-COMMENT ON TABLE envsync.apply_stage IS 'Records staged for envsync.apply_staged() within one transaction';
+COMMENT ON TABLE envsync.apply_stage IS
+    'Records staged for envsync.apply_staged() within one transaction. Per record: table_id (this '
+    'database''s), key, op (I insert, U update, D delete), expect_hash (U, D: the content hash it '
+    'has now, as reviewed), new_row and new_hash (I, U: the content to write and its hash)';
 
 -- The columns of a table that an apply writes, and how a staged key matches its rows.
-CREATE FUNCTION envsync.write_sql(tbl regclass, OUT match text, OUT columns text, OUT from_record text,
+CREATE FUNCTION envsync.write_sql(tbl regclass, OUT match text, OUT key_columns text, OUT key_values text,
+                                  OUT key_text text, OUT columns text, OUT from_record text,
                                   OUT set_columns text, OUT set_values text)
 LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
-    SELECT (SELECT string_agg(format('t.%I = s.key[%s]::%s', k.attname, k.ord, k.atttypid), ' AND ' ORDER BY k.ord)
-              FROM envsync.key_columns(tbl) k),
+    SELECT k.match, k.key_columns, k.key_values, k.key_text,
            string_agg(format('%I', a.attname), ', ' ORDER BY a.attnum),
            string_agg(format('r.%I', a.attname), ', ' ORDER BY a.attnum),
-           string_agg(format('%I', a.attname), ', ' ORDER BY a.attnum) FILTER (WHERE updatable),
-           string_agg(format('r.%I', a.attname), ', ' ORDER BY a.attnum) FILTER (WHERE updatable)
-      FROM pg_attribute a
-     CROSS JOIN LATERAL (SELECT a.attidentity <> 'a'
-                                AND a.attname NOT IN (SELECT k.attname FROM envsync.key_columns(tbl) k)
-                         AS updatable) u
+           string_agg(format('%I', a.attname), ', ' ORDER BY a.attnum) FILTER (WHERE u.updatable),
+           string_agg(format('r.%I', a.attname), ', ' ORDER BY a.attnum) FILTER (WHERE u.updatable)
+      FROM (SELECT string_agg(format('t.%I = s.key[%s]::%s', kc.attname, kc.ord, kc.atttypid), ' AND ' ORDER BY kc.ord) AS match,
+                   string_agg(format('%I', kc.attname), ', ' ORDER BY kc.ord) AS key_columns,
+                   string_agg(format('r.%I', kc.attname), ', ' ORDER BY kc.ord) AS key_values,
+                   format('ARRAY[%s]', string_agg(format('t.%I::text', kc.attname), ', ' ORDER BY kc.ord)) AS key_text,
+                   array_agg(kc.attname) AS names
+              FROM envsync.key_columns(tbl) kc) k
+     CROSS JOIN pg_attribute a
+     CROSS JOIN LATERAL (SELECT a.attidentity <> 'a' AND a.attname <> ALL (k.names) AS updatable) u
      WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+     GROUP BY k.match, k.key_columns, k.key_values, k.key_text
 $$;
 
 -- Tables in the order writes reach them: a table after the tables it references (self
@@ -66,36 +68,41 @@ BEGIN
 END
 $$;
 
--- Applies the staged records of a run: every record is first locked and checked to be as
--- reviewed (else nothing is written and the error lists them all); then deletions, insertions
--- and updates go in one statement, so that foreign keys are checked once all are written
--- (self-referencing trees and cycles need no order); then every written record is checked to
--- hold exactly the reviewed content. here: this environment's name, for the messages.
+-- Applies the staged records of a run. One statement writes them all: deletions, insertions
+-- and updates of every table, each only if the record is still as reviewed (its content hash),
+-- so foreign keys are checked once everything is written (self-referencing trees and cycles
+-- need no order) and the rows are read once. If any record was not as reviewed, nothing is
+-- written and the error lists them all. Every written record is checked to hold exactly the
+-- reviewed content. here: this environment's name, for the messages.
 -- Returns per table id: inserted, updated, deleted.
 CREATE FUNCTION envsync.apply_staged(run bigint, here text, move_sequences boolean) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET envsync.applying = on AS $$
 DECLARE
     t record;
-    w record;
     seq record;
     drifted text[] := '{}';
     found text[];
-    deletes text[] := '{}';
-    writes text[] := '{}';
+    ctes text[] := '{}';
     counts text[] := '{}';
-    n integer := 0;
+    result jsonb;
     top numeric;
     given numeric;
-    result jsonb;
 BEGIN
-    CREATE TEMP TABLE IF NOT EXISTS envsync_staged_tables (table_id integer, relid regclass, depth integer,
-        has_i boolean, has_u boolean, has_d boolean) ON COMMIT DROP;
-    TRUNCATE envsync_staged_tables;
-    INSERT INTO envsync_staged_tables
-    SELECT s.table_id, tt.relid, 0, s.has_i, s.has_u, s.has_d
-      FROM (SELECT st.table_id, bool_or(st.op = 'I') AS has_i, bool_or(st.op = 'U') AS has_u,
-                   bool_or(st.op = 'D') AS has_d
-              FROM envsync.apply_stage st WHERE st.run = apply_staged.run GROUP BY st.table_id) s
+    IF to_regclass('pg_temp.envsync_stage') IS NOT NULL THEN   -- an earlier run of this transaction
+        DROP TABLE pg_temp.envsync_stage, pg_temp.envsync_staged_tables;
+    END IF;
+    CREATE TEMP TABLE envsync_stage ON COMMIT DROP AS
+    SELECT x.* FROM envsync.apply_stage st,
+           jsonb_to_recordset(st.records) AS x (table_id integer, key text[], op "char", expect_hash bigint,
+                                                new_row jsonb, new_hash bigint)
+     WHERE st.run = apply_staged.run;
+    DELETE FROM envsync.apply_stage st WHERE st.run = apply_staged.run;
+
+    CREATE TEMP TABLE envsync_staged_tables ON COMMIT DROP AS
+    SELECT s.table_id, tt.relid, 0 AS depth, s.n_i, s.n_u, s.n_d
+      FROM (SELECT st.table_id, count(*) FILTER (WHERE st.op = 'I') AS n_i, count(*) FILTER (WHERE st.op = 'U') AS n_u,
+                   count(*) FILTER (WHERE st.op = 'D') AS n_d
+              FROM envsync_stage st GROUP BY st.table_id) s
       LEFT JOIN envsync.tracked_tables tt USING (table_id);
     SELECT * INTO t FROM envsync_staged_tables WHERE relid IS NULL LIMIT 1;
     IF FOUND THEN
@@ -117,95 +124,102 @@ BEGIN
     END IF;
     UPDATE envsync_staged_tables st SET depth = p.depth
       FROM envsync.parents_first(ARRAY(SELECT relid FROM envsync_staged_tables)) p WHERE p.relid = st.relid;
-    IF (SELECT count(*) FROM envsync.apply_stage st WHERE st.run = apply_staged.run) > 1000 THEN
-        ANALYZE envsync.apply_stage;   -- planned as the large join it is, not as an empty table
-    END IF;
 
-    -- Each record as reviewed? Locked, so nobody changes it until this transaction ends.
-    FOR t IN SELECT st.*, ws.* FROM envsync_staged_tables st, envsync.write_sql(st.relid) ws ORDER BY st.depth, st.relid LOOP
-        EXECUTE format(
-            'WITH now AS (SELECT s.key, envsync.row_hash(t) AS hash FROM envsync.apply_stage s JOIN %1$s t ON %2$s
-                           WHERE s.run = $1 AND s.table_id = $2 FOR UPDATE OF t)
-             SELECT array_agg(format(''%%s %%s: %%s'', $3, array_to_string(s.key, '', ''),
-                                     CASE WHEN s.op = ''I'' THEN ''created'' WHEN now.key IS NULL THEN ''deleted''
-                                          ELSE ''changed'' END) ORDER BY s.key)
-               FROM envsync.apply_stage s LEFT JOIN now ON now.key = s.key
-              WHERE s.run = $1 AND s.table_id = $2
-                AND CASE WHEN s.op = ''I'' THEN now.key IS NOT NULL ELSE now.hash IS DISTINCT FROM s.expect_hash END',
-            t.relid, t.match)
-        INTO found USING run, t.table_id, t.relid::text;
-        drifted := drifted || coalesce(found, '{}');
-    END LOOP;
-    PERFORM envsync.raise_drift(here, drifted);
-
-    -- The writes: children's deletions first, then parents' insertions and updates first.
-    FOR t IN SELECT st.*, ws.* FROM envsync_staged_tables st, envsync.write_sql(st.relid) ws ORDER BY st.depth DESC, st.relid LOOP
-        IF t.has_d THEN
-            deletes := deletes || format(
-                'd%s AS (DELETE FROM %s t USING envsync.apply_stage s
-                          WHERE s.run = $1 AND s.table_id = %s AND s.op = ''D'' AND %s RETURNING 1)',
-                t.table_id, t.relid, t.table_id, t.match);
-        END IF;
+    -- Deletions children first, insertions and updates parents first: the order a reader of
+    -- the statement expects, though the checks wait for its end anyway.
+    FOR t IN SELECT st.*, ws.* FROM envsync_staged_tables st, envsync.write_sql(st.relid) ws
+              WHERE st.n_d > 0 ORDER BY st.depth DESC, st.relid LOOP
+        ctes := ctes || format(
+            'd%s AS (DELETE FROM %s t USING envsync_stage s
+                      WHERE s.table_id = %s AND s.op = ''D'' AND %s AND envsync.row_hash(t) = s.expect_hash RETURNING 1)',
+            t.table_id, t.relid, t.table_id, t.match);
     END LOOP;
     FOR t IN SELECT st.*, ws.* FROM envsync_staged_tables st, envsync.write_sql(st.relid) ws ORDER BY st.depth, st.relid LOOP
-        IF t.has_i THEN
-            writes := writes || format(
-                'i%s AS (INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE
-                         SELECT %s FROM envsync.apply_stage s, jsonb_populate_record(NULL::%s, s.new_row) r
-                          WHERE s.run = $1 AND s.table_id = %s AND s.op = ''I'' RETURNING 1)',
-                t.table_id, t.relid, t.columns, t.from_record, t.relid, t.table_id);
+        IF t.n_i > 0 THEN
+            ctes := ctes || format(
+                'i%s AS (INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE
+                         SELECT %s FROM envsync_stage s, jsonb_populate_record(NULL::%s, s.new_row) r
+                          WHERE s.table_id = %s AND s.op = ''I''
+                         ON CONFLICT (%s) DO NOTHING RETURNING %s AS key, envsync.row_hash(t) AS hash)',
+                t.table_id, t.relid, t.columns, t.from_record, t.relid, t.table_id, t.key_columns, t.key_text);
         END IF;
-        -- A table of key columns only has nothing to update: equal keys, equal records.
-        IF t.has_u AND t.set_columns IS NOT NULL THEN
-            writes := writes || format(
+        IF t.n_u > 0 THEN
+            ctes := ctes || format(
                 'u%s AS (UPDATE %s t SET (%s) = ROW(%s)
-                           FROM envsync.apply_stage s, jsonb_populate_record(NULL::%s, s.new_row) r
-                          WHERE s.run = $1 AND s.table_id = %s AND s.op = ''U'' AND %s RETURNING 1)',
-                t.table_id, t.relid, t.set_columns, t.set_values, t.relid, t.table_id, t.match);
+                           FROM envsync_stage s, jsonb_populate_record(NULL::%s, s.new_row) r
+                          WHERE s.table_id = %s AND s.op = ''U'' AND %s AND envsync.row_hash(t) = s.expect_hash
+                         RETURNING s.key, envsync.row_hash(t) IS DISTINCT FROM s.new_hash AS altered)',
+                t.table_id, t.relid, coalesce(t.set_columns, t.key_columns), coalesce(t.set_values, t.key_values),
+                t.relid, t.table_id, t.match);
         END IF;
-        counts := counts || format('(%s, %s, %s, %s)', t.table_id,
-                                   CASE WHEN t.has_i THEN format('(SELECT count(*) FROM i%s)', t.table_id) ELSE '0' END,
-                                   CASE WHEN t.has_u AND t.set_columns IS NOT NULL
-                                        THEN format('(SELECT count(*) FROM u%s)', t.table_id)
-                                        WHEN t.has_u THEN format('(SELECT count(*) FROM envsync.apply_stage s WHERE s.run = $1 AND s.table_id = %s AND s.op = ''U'')', t.table_id)
-                                        ELSE '0' END,
-                                   CASE WHEN t.has_d THEN format('(SELECT count(*) FROM d%s)', t.table_id) ELSE '0' END);
-        n := n + 1;
+        counts := counts || format(
+            '(%s, %s, %s, %s, %s)', t.table_id,
+            CASE WHEN t.n_i > 0 THEN format('(SELECT count(*) FROM i%s)', t.table_id) ELSE '0' END,
+            CASE WHEN t.n_u > 0 THEN format('(SELECT count(*) FROM u%s)', t.table_id) ELSE '0' END,
+            CASE WHEN t.n_d > 0 THEN format('(SELECT count(*) FROM d%s)', t.table_id) ELSE '0' END,
+            concat_ws(' || ', 'ARRAY[]::text[]',
+                      CASE WHEN t.n_i > 0 THEN format(
+                          'ARRAY(SELECT array_to_string(w.key, '', '') FROM i%s w JOIN envsync_stage s
+                                    ON s.table_id = %s AND s.op = ''I'' AND s.key = w.key WHERE w.hash IS DISTINCT FROM s.new_hash)',
+                          t.table_id, t.table_id) END,
+                      CASE WHEN t.n_u > 0 THEN format(
+                          'ARRAY(SELECT array_to_string(w.key, '', '') FROM u%s w WHERE w.altered)', t.table_id) END));
     END LOOP;
-    IF n = 0 THEN
+    IF cardinality(counts) = 0 THEN
         RETURN '{}';
     END IF;
-    EXECUTE CASE WHEN cardinality(deletes || writes) > 0
-                 THEN 'WITH ' || array_to_string(deletes || writes, ', ') ELSE '' END
-         || ' SELECT jsonb_object_agg(c.table_id, jsonb_build_object(''inserted'', c.i, ''updated'', c.u, ''deleted'', c.d))'
-         || ' FROM (VALUES ' || array_to_string(counts, ', ') || ') AS c (table_id, i, u, d)'
-    INTO result USING run;
+
+    BEGIN
+        EXECUTE 'WITH ' || array_to_string(ctes, ', ')
+             || ' SELECT jsonb_object_agg(c.table_id, jsonb_build_object(''inserted'', c.i, ''updated'', c.u,'
+             || ' ''deleted'', c.d, ''altered'', c.altered))'
+             || ' FROM (VALUES ' || array_to_string(counts, ', ') || ') AS c (table_id, i, u, d, altered)'
+        INTO result;
+        IF EXISTS (SELECT FROM envsync_staged_tables st
+                    WHERE (result -> st.table_id::text ->> 'inserted')::bigint <> st.n_i
+                       OR (result -> st.table_id::text ->> 'updated')::bigint <> st.n_u
+                       OR (result -> st.table_id::text ->> 'deleted')::bigint <> st.n_d) THEN
+            RAISE EXCEPTION 'records changed since the comparison' USING ERRCODE = 'EV001';
+        END IF;
+    EXCEPTION WHEN SQLSTATE 'EV001' THEN
+        -- Undone; now name every record that is not as reviewed.
+        FOR t IN SELECT st.*, ws.* FROM envsync_staged_tables st, envsync.write_sql(st.relid) ws ORDER BY st.depth, st.relid LOOP
+            EXECUTE format(
+                'SELECT array_agg(format(''%%s %%s: %%s'', $2, array_to_string(s.key, '', ''),
+                                         CASE WHEN s.op = ''I'' THEN ''created'' WHEN t IS NULL THEN ''deleted''
+                                              ELSE ''changed'' END) ORDER BY s.key)
+                   FROM envsync_stage s LEFT JOIN %1$s t ON %2$s
+                  WHERE s.table_id = $1
+                    AND CASE WHEN s.op = ''I'' THEN t IS NOT NULL ELSE envsync.row_hash(t) IS DISTINCT FROM s.expect_hash END',
+                t.relid, t.match)
+            INTO found USING t.table_id, t.relid::text;
+            drifted := drifted || coalesce(found, '{}');
+        END LOOP;
+        PERFORM envsync.raise_drift(here, drifted);
+        RAISE EXCEPTION 'records changed in environment "%" during the synchronization', here
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Try again.';
+    END;
 
     -- Written exactly as reviewed? A trigger or rule of this database could have changed it.
-    FOR t IN SELECT st.*, ws.* FROM envsync_staged_tables st, envsync.write_sql(st.relid) ws
-              WHERE st.has_i OR st.has_u ORDER BY st.depth, st.relid LOOP
-        EXECUTE format(
-            'SELECT array_agg(array_to_string(s.key, '', '') ORDER BY s.key) FROM envsync.apply_stage s LEFT JOIN %s t ON %s
-              WHERE s.run = $1 AND s.table_id = $2 AND s.op <> ''D'' AND envsync.row_hash(t) IS DISTINCT FROM s.new_hash',
-            t.relid, t.match)
-        INTO found USING run, t.table_id;
-        IF found IS NOT NULL THEN
-            RAISE EXCEPTION 'record % of table % was not written as compared in environment "%"', found[1], t.relid, here
-                USING ERRCODE = 'triggered_data_change_violation',
-                      DETAIL = format('%s record(s) differ once written: %s.', cardinality(found), array_to_string(found[1:20], '; ')),
-                      HINT = format('A trigger or rule on table %s in environment "%s" changes the rows written; disable it for envsync''s writes (envsync.applying is on) or leave the table out.', t.relid, here);
-        END IF;
-    END LOOP;
+    SELECT st.relid, r.value -> 'altered' AS altered INTO t
+      FROM envsync_staged_tables st, jsonb_each(result) r
+     WHERE r.key = st.table_id::text AND jsonb_array_length(r.value -> 'altered') > 0
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'record % of table % was not written as compared in environment "%"', t.altered ->> 0, t.relid, here
+            USING ERRCODE = 'triggered_data_change_violation',
+                  DETAIL = format('%s record(s) differ once written.', jsonb_array_length(t.altered)),
+                  HINT = format('A trigger or rule on table %s in environment "%s" changes the rows written; disable it for envsync''s writes (envsync.applying is on) or leave the table out.', t.relid, here);
+    END IF;
 
     -- The target's own next insert must not collide with the ids it received.
     IF move_sequences THEN
-        FOR seq IN SELECT st.relid, st.table_id, a.attname, pg_get_serial_sequence(st.relid::text, a.attname) AS name
+        FOR seq IN SELECT st.table_id, a.attname, pg_get_serial_sequence(st.relid::text, a.attname) AS name
                      FROM envsync_staged_tables st
                      JOIN pg_attribute a ON a.attrelid = st.relid AND a.attnum > 0 AND NOT a.attisdropped
-                    WHERE st.has_i AND pg_get_serial_sequence(st.relid::text, a.attname) IS NOT NULL LOOP
-            EXECUTE format('SELECT max((s.new_row ->> %L)::numeric) FROM envsync.apply_stage s
-                             WHERE s.run = $1 AND s.table_id = $2 AND s.op = ''I''', seq.attname)
-               INTO top USING run, seq.table_id;
+                    WHERE st.n_i > 0 AND pg_get_serial_sequence(st.relid::text, a.attname) IS NOT NULL LOOP
+            SELECT max((s.new_row ->> seq.attname)::numeric) INTO top FROM envsync_stage s
+             WHERE s.table_id = seq.table_id AND s.op = 'I';
             EXECUTE format('SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM %s', seq.name)
                INTO given;
             IF top > given THEN
@@ -213,9 +227,7 @@ BEGIN
             END IF;
         END LOOP;
     END IF;
-
-    DELETE FROM envsync.apply_stage s WHERE s.run = apply_staged.run;
-    RETURN result;
+    RETURN (SELECT jsonb_object_agg(r.key, r.value - 'altered') FROM jsonb_each(result) r);
 END
 $$;
 REVOKE EXECUTE ON FUNCTION envsync.apply_staged(bigint, text, boolean) FROM PUBLIC;

@@ -90,7 +90,10 @@ CREATE TABLE envsync.compare_runs (
     full_compare  boolean NOT NULL,
     started_by    name NOT NULL,
     started_at    timestamptz NOT NULL,
-    finished_at   timestamptz NOT NULL
+    finished_at   timestamptz NOT NULL,
+    -- The change logs it took in: a record logged later changed since the comparison.
+    source_snapshot pg_snapshot NOT NULL,
+    target_snapshot pg_snapshot NOT NULL
 );
 
 CREATE TABLE envsync.compare_changes (
@@ -405,8 +408,10 @@ BEGIN
     v_snap_b := envsync.current_snapshot(v_env_b);
 
     INSERT INTO envsync.compare_runs (source, target, mode, modules, added_modules, scope, full_compare,
-                                      started_by, started_at, finished_at)
-    VALUES (v_source, v_target, v_mode, v_all_modules, v_added, scope, false, started_by, v_started, v_started)
+                                      started_by, started_at, finished_at, source_snapshot, target_snapshot)
+    VALUES (v_source, v_target, v_mode, v_all_modules, v_added, scope, false, started_by, v_started, v_started,
+            CASE WHEN v_source_is_a THEN v_snap_a ELSE v_snap_b END,
+            CASE WHEN v_source_is_a THEN v_snap_b ELSE v_snap_a END)
     RETURNING id INTO v_id;
 
     FOR v_table IN

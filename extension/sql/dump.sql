@@ -20,5 +20,4 @@ SELECT pg_catalog.pg_extension_config_dump('envsync.compare_changes', '');
 SELECT pg_catalog.pg_extension_config_dump('envsync.compare_changes_change_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('envsync.sync_runs', '');
 SELECT pg_catalog.pg_extension_config_dump('envsync.sync_runs_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('envsync.before_images', '');
 SELECT pg_catalog.pg_extension_config_dump('envsync.apply_requests', '');
