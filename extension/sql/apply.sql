@@ -3,15 +3,16 @@
 -- what was reviewed and writes them all, in one statement, as envsync's own writes.
 
 -- Rows live only inside the applying transaction: unlogged, and removed by apply_staged().
--- Each row carries a chunk of records (a JSON array), so that postgres_fdw ships few large rows.
 CREATE UNLOGGED TABLE envsync.apply_stage (
-    run     bigint NOT NULL,   -- the synchronization's id on PROD
-    records jsonb NOT NULL     -- [{table_id, key, op, expect_hash, new_row, new_hash}, ...]
+    run         bigint NOT NULL,   -- the synchronization's id on PROD
+    table_id    integer NOT NULL,  -- the table's id in this database (envsync.tracked_tables)
+    key         text[] NOT NULL,
+    op          "char" NOT NULL,   -- I insert, U update, D delete
+    expect_hash bigint,            -- U, D: the content hash the record has now, as reviewed
+    new_row     jsonb,             -- I: the record to write; U: the columns that change
+    new_hash    bigint             -- I, U: the content hash of the record written
 );
-COMMENT ON TABLE envsync.apply_stage IS
-    'Records staged for envsync.apply_staged() within one transaction. Per record: table_id (this '
-    'database''s), key, op (I insert, U update, D delete), expect_hash (U, D: the content hash it '
-    'has now, as reviewed), new_row and new_hash (I, U: the content to write and its hash)';
+COMMENT ON TABLE envsync.apply_stage IS 'Records staged for envsync.apply_staged() within one transaction';
 
 -- The columns of a table that an apply writes, and how a staged key matches its rows.
 CREATE FUNCTION envsync.write_sql(tbl regclass, OUT match text, OUT key_columns text, OUT key_values text,
@@ -88,21 +89,14 @@ DECLARE
     top numeric;
     given numeric;
 BEGIN
-    IF to_regclass('pg_temp.envsync_stage') IS NOT NULL THEN   -- an earlier run of this transaction
-        DROP TABLE pg_temp.envsync_stage, pg_temp.envsync_staged_tables;
+    IF to_regclass('pg_temp.envsync_staged_tables') IS NOT NULL THEN   -- an earlier run of this transaction
+        DROP TABLE pg_temp.envsync_staged_tables;
     END IF;
-    CREATE TEMP TABLE envsync_stage ON COMMIT DROP AS
-    SELECT x.* FROM envsync.apply_stage st,
-           jsonb_to_recordset(st.records) AS x (table_id integer, key text[], op "char", expect_hash bigint,
-                                                new_row jsonb, new_hash bigint)
-     WHERE st.run = apply_staged.run;
-    DELETE FROM envsync.apply_stage st WHERE st.run = apply_staged.run;
-
     CREATE TEMP TABLE envsync_staged_tables ON COMMIT DROP AS
     SELECT s.table_id, tt.relid, 0 AS depth, s.n_i, s.n_u, s.n_d
       FROM (SELECT st.table_id, count(*) FILTER (WHERE st.op = 'I') AS n_i, count(*) FILTER (WHERE st.op = 'U') AS n_u,
                    count(*) FILTER (WHERE st.op = 'D') AS n_d
-              FROM envsync_stage st GROUP BY st.table_id) s
+              FROM envsync.apply_stage st WHERE st.run = apply_staged.run GROUP BY st.table_id) s
       LEFT JOIN envsync.tracked_tables tt USING (table_id);
     SELECT * INTO t FROM envsync_staged_tables WHERE relid IS NULL LIMIT 1;
     IF FOUND THEN
@@ -130,38 +124,43 @@ BEGIN
     FOR t IN SELECT st.*, ws.* FROM envsync_staged_tables st, envsync.write_sql(st.relid) ws
               WHERE st.n_d > 0 ORDER BY st.depth DESC, st.relid LOOP
         ctes := ctes || format(
-            'd%s AS (DELETE FROM %s t USING envsync_stage s
-                      WHERE s.table_id = %s AND s.op = ''D'' AND %s AND envsync.row_hash(t) = s.expect_hash RETURNING 1)',
+            'd%s AS (DELETE FROM %s t USING envsync.apply_stage s
+                      WHERE s.run = $1 AND s.table_id = %s AND s.op = ''D'' AND %s AND envsync.row_hash(t) = s.expect_hash RETURNING 1)',
             t.table_id, t.relid, t.table_id, t.match);
     END LOOP;
     FOR t IN SELECT st.*, ws.* FROM envsync_staged_tables st, envsync.write_sql(st.relid) ws ORDER BY st.depth, st.relid LOOP
         IF t.n_i > 0 THEN
             ctes := ctes || format(
                 'i%s AS (INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE
-                         SELECT %s FROM envsync_stage s, jsonb_populate_record(NULL::%s, s.new_row) r
-                          WHERE s.table_id = %s AND s.op = ''I''
-                         ON CONFLICT (%s) DO NOTHING RETURNING %s AS key, envsync.row_hash(t) AS hash)',
-                t.table_id, t.relid, t.columns, t.from_record, t.relid, t.table_id, t.key_columns, t.key_text);
+                         SELECT %s FROM envsync.apply_stage s, jsonb_populate_record(NULL::%s, s.new_row) r
+                          WHERE s.run = $1 AND s.table_id = %s AND s.op = ''I''
+                         RETURNING %s AS key, envsync.row_hash(t) AS hash)',
+                t.table_id, t.relid, t.columns, t.from_record, t.relid, t.table_id, t.key_text);
         END IF;
         IF t.n_u > 0 THEN
             ctes := ctes || format(
-                'u%s AS (UPDATE %s t SET (%s) = ROW(%s)
-                           FROM envsync_stage s, jsonb_populate_record(NULL::%s, s.new_row) r
-                          WHERE s.table_id = %s AND s.op = ''U'' AND %s AND envsync.row_hash(t) = s.expect_hash
+                'u%s AS (UPDATE %s t SET (%s) = (SELECT %s FROM jsonb_populate_record(t, s.new_row) r)
+                           FROM envsync.apply_stage s
+                          WHERE s.run = $1 AND s.table_id = %s AND s.op = ''U'' AND %s AND envsync.row_hash(t) = s.expect_hash
                          RETURNING s.key, envsync.row_hash(t) IS DISTINCT FROM s.new_hash AS altered)',
                 t.table_id, t.relid, coalesce(t.set_columns, t.key_columns), coalesce(t.set_values, t.key_values),
-                t.relid, t.table_id, t.match);
+                t.table_id, t.match);
         END IF;
         counts := counts || format(
             '(%s, %s, %s, %s, %s)', t.table_id,
             CASE WHEN t.n_i > 0 THEN format('(SELECT count(*) FROM i%s)', t.table_id) ELSE '0' END,
             CASE WHEN t.n_u > 0 THEN format('(SELECT count(*) FROM u%s)', t.table_id) ELSE '0' END,
             CASE WHEN t.n_d > 0 THEN format('(SELECT count(*) FROM d%s)', t.table_id) ELSE '0' END,
+            -- Inserted records as staged? Compared in bulk (sums of hashes), one by one if not.
             concat_ws(' || ', 'ARRAY[]::text[]',
                       CASE WHEN t.n_i > 0 THEN format(
-                          'ARRAY(SELECT array_to_string(w.key, '', '') FROM i%s w JOIN envsync_stage s
-                                    ON s.table_id = %s AND s.op = ''I'' AND s.key = w.key WHERE w.hash IS DISTINCT FROM s.new_hash)',
-                          t.table_id, t.table_id) END,
+                          'CASE WHEN (SELECT sum(w.hash::numeric) FROM i%s w) IS DISTINCT FROM
+                                     (SELECT sum(s.new_hash::numeric) FROM envsync.apply_stage s
+                                       WHERE s.run = $1 AND s.table_id = %s AND s.op = ''I'')
+                           THEN ARRAY(SELECT array_to_string(w.key, '', '') FROM i%s w JOIN envsync.apply_stage s
+                                         ON s.run = $1 AND s.table_id = %s AND s.op = ''I'' AND s.key = w.key
+                                      WHERE w.hash IS DISTINCT FROM s.new_hash) END',
+                          t.table_id, t.table_id, t.table_id, t.table_id) END,
                       CASE WHEN t.n_u > 0 THEN format(
                           'ARRAY(SELECT array_to_string(w.key, '', '') FROM u%s w WHERE w.altered)', t.table_id) END));
     END LOOP;
@@ -174,27 +173,31 @@ BEGIN
              || ' SELECT jsonb_object_agg(c.table_id, jsonb_build_object(''inserted'', c.i, ''updated'', c.u,'
              || ' ''deleted'', c.d, ''altered'', c.altered))'
              || ' FROM (VALUES ' || array_to_string(counts, ', ') || ') AS c (table_id, i, u, d, altered)'
-        INTO result;
+        INTO result USING run;
         IF EXISTS (SELECT FROM envsync_staged_tables st
                     WHERE (result -> st.table_id::text ->> 'inserted')::bigint <> st.n_i
                        OR (result -> st.table_id::text ->> 'updated')::bigint <> st.n_u
                        OR (result -> st.table_id::text ->> 'deleted')::bigint <> st.n_d) THEN
             RAISE EXCEPTION 'records changed since the comparison' USING ERRCODE = 'EV001';
         END IF;
-    EXCEPTION WHEN SQLSTATE 'EV001' THEN
-        -- Undone; now name every record that is not as reviewed.
+    EXCEPTION WHEN SQLSTATE 'EV001' OR unique_violation THEN
+        -- Undone; now name every record that is not as reviewed (a record created meanwhile
+        -- shows as a duplicate key).
         FOR t IN SELECT st.*, ws.* FROM envsync_staged_tables st, envsync.write_sql(st.relid) ws ORDER BY st.depth, st.relid LOOP
             EXECUTE format(
-                'SELECT array_agg(format(''%%s %%s: %%s'', $2, array_to_string(s.key, '', ''),
+                'SELECT array_agg(format(''%%s %%s: %%s'', $3, array_to_string(s.key, '', ''),
                                          CASE WHEN s.op = ''I'' THEN ''created'' WHEN t IS NULL THEN ''deleted''
                                               ELSE ''changed'' END) ORDER BY s.key)
-                   FROM envsync_stage s LEFT JOIN %1$s t ON %2$s
-                  WHERE s.table_id = $1
+                   FROM envsync.apply_stage s LEFT JOIN %1$s t ON %2$s
+                  WHERE s.run = $1 AND s.table_id = $2
                     AND CASE WHEN s.op = ''I'' THEN t IS NOT NULL ELSE envsync.row_hash(t) IS DISTINCT FROM s.expect_hash END',
                 t.relid, t.match)
-            INTO found USING t.table_id, t.relid::text;
+            INTO found USING run, t.table_id, t.relid::text;
             drifted := drifted || coalesce(found, '{}');
         END LOOP;
+        IF cardinality(drifted) = 0 AND SQLSTATE = '23505' THEN
+            RAISE;   -- a unique key other than the primary key: the error says which
+        END IF;
         PERFORM envsync.raise_drift(here, drifted);
         RAISE EXCEPTION 'records changed in environment "%" during the synchronization', here
             USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Try again.';
@@ -218,8 +221,8 @@ BEGIN
                      FROM envsync_staged_tables st
                      JOIN pg_attribute a ON a.attrelid = st.relid AND a.attnum > 0 AND NOT a.attisdropped
                     WHERE st.n_i > 0 AND pg_get_serial_sequence(st.relid::text, a.attname) IS NOT NULL LOOP
-            SELECT max((s.new_row ->> seq.attname)::numeric) INTO top FROM envsync_stage s
-             WHERE s.table_id = seq.table_id AND s.op = 'I';
+            SELECT max((s.new_row ->> seq.attname)::numeric) INTO top FROM envsync.apply_stage s
+             WHERE s.run = apply_staged.run AND s.table_id = seq.table_id AND s.op = 'I';
             EXECUTE format('SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM %s', seq.name)
                INTO given;
             IF top > given THEN
@@ -227,6 +230,13 @@ BEGIN
             END IF;
         END LOOP;
     END IF;
+    -- The staged rows go: all at once if no other run is staging here now.
+    BEGIN
+        LOCK TABLE envsync.apply_stage IN ACCESS EXCLUSIVE MODE NOWAIT;
+        TRUNCATE envsync.apply_stage;
+    EXCEPTION WHEN lock_not_available THEN
+        DELETE FROM envsync.apply_stage st WHERE st.run = apply_staged.run;
+    END;
     RETURN (SELECT jsonb_object_agg(r.key, r.value - 'altered') FROM jsonb_each(result) r);
 END
 $$;

@@ -87,10 +87,10 @@ BEGIN
                    link, server);
     EXECUTE format('CREATE FOREIGN TABLE %I.tracked_shapes (table_id integer, shape jsonb) '
                    'SERVER %I OPTIONS (schema_name ''envsync'', table_name ''tracked_shapes'')', link, server);
-    -- Applying there: the records are staged in chunks (10 of 1,000 records per round trip), then
-    -- one request applies them.
-    EXECUTE format('CREATE FOREIGN TABLE %I.apply_stage (run bigint, records jsonb) '
-                   'SERVER %I OPTIONS (schema_name ''envsync'', table_name ''apply_stage'', batch_size ''10'')',
+    -- Applying there: the records are staged in batches, then one request applies them.
+    EXECUTE format('CREATE FOREIGN TABLE %I.apply_stage (run bigint, table_id integer, key text[], op "char", '
+                   'expect_hash bigint, new_row jsonb, new_hash bigint) '
+                   'SERVER %I OPTIONS (schema_name ''envsync'', table_name ''apply_stage'', batch_size ''1000'')',
                    link, server);
     EXECUTE format('CREATE FOREIGN TABLE %I.apply_requests (run bigint, environment text, move_sequences boolean, '
                    'result jsonb) '

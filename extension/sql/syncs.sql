@@ -108,16 +108,20 @@ END
 $$;
 
 -- The records a run writes into its target, with what each must be there now (expect_hash,
--- NULL: absent) and what it becomes (new_row, new_hash; NULL: deleted): a synchronization writes
+-- NULL: absent) and what it becomes (new_row: the record, or for an update its changed
+-- columns; new_hash; NULL: deleted): a synchronization writes
 -- its comparison's selected source rows over the target rows; a revert writes those target rows
 -- back over what the synchronization wrote.
 CREATE FUNCTION envsync.run_writes(sync_id bigint)
 RETURNS TABLE (module text, table_id integer, relid regclass, target_table_id integer, key text[], op "char",
                expect_hash bigint, new_row jsonb, new_hash bigint)
-LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
+-- No SET clause, so that it is inlined into its callers' queries; they pin search_path.
+LANGUAGE sql STABLE AS $$
     SELECT cc.module, cc.table_id, cc.table_name, et.remote_table_id, cc.key, w.op,
            CASE WHEN s.reverts IS NULL THEN cc.target_hash ELSE cc.source_hash END,
-           CASE WHEN s.reverts IS NULL THEN cc.source_row ELSE cc.target_row END,
+           CASE WHEN w.op = 'U' AND s.reverts IS NULL AND cc.changed_columns IS NOT NULL   -- what changes, only
+                THEN (SELECT jsonb_object_agg(col, cc.source_row -> col) FROM unnest(cc.changed_columns) col)
+                WHEN s.reverts IS NULL THEN cc.source_row ELSE cc.target_row END,
            CASE WHEN s.reverts IS NULL THEN cc.source_hash ELSE cc.target_hash END
       FROM envsync.sync_runs s
       JOIN envsync.compare_runs c ON c.id = s.comparison_id
@@ -160,8 +164,8 @@ BEGIN
     -- The source must still hold what was reviewed: no record written there since the
     -- comparison took its change log in. (The target is checked record by record as written.)
     IF s.reverts IS NULL THEN
-        FOR t IN SELECT DISTINCT cc.table_id, cc.table_name AS relid FROM envsync.compare_changes cc
-                  WHERE cc.comparison_id = c.id AND cc.selected ORDER BY 2 LOOP
+        FOR t IN SELECT tt.table_id, tt.relid FROM envsync.module_tables mt JOIN envsync.tracked_tables tt USING (table_id)
+                  WHERE mt.module = ANY (c.modules) ORDER BY tt.relid LOOP
             BEGIN
                 SELECT array_agg(format('%s %s: %s', t.relid, array_to_string(cc.key, ', '),
                                         CASE WHEN e.created THEN 'created' WHEN e.deleted THEN 'deleted'
@@ -180,18 +184,16 @@ BEGIN
         PERFORM envsync.raise_drift(c.source, v_drifted);
     END IF;
 
-    -- Staged in chunks of 1,000 records, then applied over there in one request.
-    v_stage := 'SELECT $1, jsonb_agg(jsonb_build_object(''table_id'', w.target_table_id, ''key'', w.key, ''op'', w.op,
-                                                        ''expect_hash'', w.expect_hash, ''new_row'', w.new_row,
-                                                        ''new_hash'', w.new_hash))
-                  FROM (SELECT w.*, (row_number() OVER ()) / 1000 AS chunk FROM envsync.run_writes($1) w) w
-                 GROUP BY w.chunk';
+    -- Staged there, then applied in one request.
+    v_stage := '(run, table_id, key, op, expect_hash, new_row, new_hash)
+                SELECT $1, w.target_table_id, w.key, w.op, w.expect_hash, w.new_row, w.new_hash
+                  FROM envsync.run_writes($1) w';
     IF v_target.server IS NULL THEN
-        EXECUTE 'INSERT INTO envsync.apply_stage (run, records) ' || v_stage USING sync_id;
+        EXECUTE 'INSERT INTO envsync.apply_stage ' || v_stage USING sync_id;
         v_result := envsync.apply_staged(sync_id, c.target, NOT s.test_import);
     ELSE
         BEGIN
-            EXECUTE format('INSERT INTO %I.apply_stage (run, records) ', v_target.link_schema) || v_stage
+            EXECUTE format('INSERT INTO %I.apply_stage ', v_target.link_schema) || v_stage
             USING sync_id;
             EXECUTE format('INSERT INTO %I.apply_requests (run, environment, move_sequences) VALUES ($1, $2, $3) '
                            'RETURNING result', v_target.link_schema)
