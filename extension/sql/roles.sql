@@ -10,15 +10,20 @@ END
 $$;
 GRANT USAGE ON SCHEMA envsync TO envsync_operator;
 GRANT SELECT ON envsync.environments, envsync.synced_tables, envsync.comparisons, envsync.changes,
-                envsync.mail_status, envsync.syncs TO envsync_operator;
+                envsync.mail_status, envsync.syncs, envsync.messages TO envsync_operator;
+GRANT UPDATE (read) ON envsync.messages TO envsync_operator;
 GRANT UPDATE (selected) ON envsync.changes TO envsync_operator;
 REVOKE EXECUTE ON FUNCTION sync_compare(text, text, text[], text, jsonb, boolean),
                            envsync.compare(text, text, text[], text, jsonb, boolean, name),
                            sync_select(bigint, boolean, bigint[], text, text),
                            sync_apply(bigint, boolean), envsync.apply(bigint, boolean, name),
-                           sync_revert(bigint), envsync.revert(bigint, name) FROM PUBLIC;
+                           sync_revert(bigint), envsync.revert(bigint, name),
+                           sync_schedule(bigint, timestamptz, boolean), envsync.schedule(bigint, timestamptz, boolean, name),
+                           sync_cancel(bigint), envsync.cancel(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION sync_compare(text, text, text[], text, jsonb, boolean),
                           envsync.compare(text, text, text[], text, jsonb, boolean, name),
                           sync_select(bigint, boolean, bigint[], text, text),
                           sync_apply(bigint, boolean), envsync.apply(bigint, boolean, name),
-                          sync_revert(bigint), envsync.revert(bigint, name) TO envsync_operator;
+                          sync_revert(bigint), envsync.revert(bigint, name),
+                          sync_schedule(bigint, timestamptz, boolean), envsync.schedule(bigint, timestamptz, boolean, name),
+                          sync_cancel(bigint), envsync.cancel(bigint) TO envsync_operator;

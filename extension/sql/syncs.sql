@@ -76,37 +76,6 @@ CREATE VIEW envsync.syncs AS
 COMMENT ON VIEW envsync.syncs IS
     'Every synchronization, test import and revert: direction, status, schedule, counts, error, and until when it can be reverted';
 
--- The e-mail to whoever started a run, queued with its outcome. Reverts are not mailed.
-CREATE FUNCTION envsync.mail_outcome(sync_id bigint) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
-DECLARE
-    s envsync.syncs;
-    v_email text;
-BEGIN
-    SELECT * INTO s FROM envsync.syncs WHERE id = sync_id;
-    IF s.reverts IS NOT NULL THEN
-        RETURN;
-    END IF;
-    SELECT o.email INTO v_email FROM envsync.operators o WHERE o.role_name = s.scheduled_by;
-    IF v_email IS NULL THEN
-        RAISE NOTICE 'no e-mail address for role "%": no e-mail is sent', s.scheduled_by
-            USING HINT = 'Set one with sync_set_operator().';
-        RETURN;
-    END IF;
-    INSERT INTO envsync.outbox (kind, recipient, subject, payload)
-    VALUES (CASE WHEN s.status = 'succeeded' THEN 'sync_succeeded' ELSE 'sync_failed' END, v_email,
-            format('%s%s: Synchronization process %s > %s',
-                   CASE WHEN s.status = 'succeeded' THEN 'Success' ELSE 'FAILURE' END,
-                   CASE WHEN s.test_import THEN ' (test import)' ELSE '' END, upper(s.source), upper(s.target)),
-            jsonb_build_object('sync_id', s.id, 'comparison_id', s.comparison_id, 'source', s.source,
-                               'target', s.target, 'test_import', s.test_import,
-                               'scheduled_by', s.scheduled_by, 'finished_at', s.finished_at)
-            || CASE WHEN s.status = 'succeeded' THEN jsonb_build_object('modules', coalesce(s.summary, '[]'))
-                    ELSE jsonb_strip_nulls(jsonb_build_object('error', s.error, 'detail', s.error_detail,
-                                                              'hint', s.error_hint)) END);
-END
-$$;
-
 -- The records a run writes into its target, with what each must be there now (expect_hash,
 -- NULL: absent) and what it becomes (new_row: the record, or for an update its changed
 -- columns; new_hash; NULL: deleted): a synchronization writes
@@ -160,6 +129,7 @@ BEGIN
     v_env_b := greatest(c.source, c.target);
     -- One comparison or synchronization of a pair at a time.
     PERFORM pg_advisory_xact_lock(hashtext('envsync pair'), hashtext(v_env_a || '/' || v_env_b));
+    UPDATE envsync.sync_runs SET started_at = clock_timestamp() WHERE id = sync_id;   -- after any wait for the pair
 
     -- The source must still hold what was reviewed: no record written there since the
     -- comparison took its change log in. (The target is checked record by record as written.)
@@ -238,7 +208,7 @@ BEGIN
     UPDATE envsync.sync_runs SET status = 'succeeded', finished_at = clock_timestamp(), summary = v_summary
      WHERE id = sync_id;
     IF NOT s.test_import THEN   -- a test import is recorded once undone
-        PERFORM envsync.mail_outcome(sync_id);
+        PERFORM envsync.announce_outcome(sync_id);
     END IF;
     PERFORM envsync.purge_before_images();
     RETURN v_summary;
@@ -276,7 +246,7 @@ BEGIN
     INSERT INTO envsync.sync_runs SELECT (run).* ON CONFLICT (id) DO NOTHING;
     UPDATE envsync.sync_runs SET status = 'succeeded', finished_at = clock_timestamp(), summary = v_summary
      WHERE id = run.id;
-    PERFORM envsync.mail_outcome(run.id);
+    PERFORM envsync.announce_outcome(run.id);
     RETURN jsonb_build_object('summary', v_summary);
 END
 $$;
@@ -290,7 +260,7 @@ BEGIN
        SET status = 'failed', finished_at = clock_timestamp(), summary = NULL, error = failure ->> 'error',
            error_code = failure ->> 'code', error_detail = failure ->> 'detail', error_hint = failure ->> 'hint'
      WHERE id = run.id;
-    PERFORM envsync.mail_outcome(run.id);
+    PERFORM envsync.announce_outcome(run.id);
 END
 $$;
 
