@@ -2,8 +2,10 @@
 # The envsync demo on a fresh Debian 12 machine (the README's first command): installs the
 # packages, builds envsync, starts two local clusters (PROD and TEST), loads the sample shop on
 # both with differences made on each side, shows what envsync tracked, compares TEST with PROD,
-# and has the orchestrator deliver the operator's e-mail to a local SMTP sink. The clusters keep
-# running afterwards for a look around (test/cluster.sh psql prod; test/cluster.sh stop).
+# runs a test import, then the synchronization, compares again (nothing left), schedules a
+# synchronization a minute ahead for pg_cron and shows the messages, and has the orchestrator
+# deliver the operator's e-mails to a local SMTP sink. The clusters keep running afterwards for
+# a look around (test/cluster.sh psql prod; test/cluster.sh stop).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -51,10 +53,37 @@ for kind in conflict new modified deleted; do
            FROM envsync.changes WHERE comparison_id = $id AND kind = '$kind'
           ORDER BY module, table_name::text, key::text"
 done
-show "The e-mail queued for the operator (envsync.mail_status)" prod \
+
+echo; echo "== The operator overwrites the conflicts too: SELECT sync_select($id, true, kind => 'conflict')"
+"$cluster" psql prod -At -c "SELECT sync_select($id, true, kind => 'conflict')" -o /dev/null
+show "Test import: SELECT * FROM sync_apply($id, test_import => true)   -- everything done, then rolled back" prod \
+    "SELECT module, inserted, updated, deleted FROM sync_apply($id, test_import => true)"
+show "Synchronization: SELECT * FROM sync_apply($id)" prod \
+    "SELECT module, inserted, updated, deleted FROM sync_apply($id)"
+again=$("$cluster" psql prod -At -c "SELECT sync_compare('test', 'prod')")
+show "A new comparison (SELECT sync_compare('test', 'prod')) finds nothing left to synchronize" prod \
+    "SELECT id, upper(source) || ' > ' || upper(target) AS direction, conflicts, new, modified, deleted
+       FROM envsync.comparisons WHERE id = $again"
+
+echo; echo "== More content on TEST; compared and scheduled a minute ahead: SELECT sync_schedule(id, <next minute>)"
+"$cluster" psql test -c "UPDATE shop.cms_pages SET title = 'Winter sale', published = true WHERE id = 3" -o /dev/null
+id=$("$cluster" psql prod -At -c "SELECT sync_compare('test', 'prod', ARRAY['cms'])")
+sync=$("$cluster" psql prod -At -c "SELECT sync_schedule($id, date_trunc('minute', now()) + interval '1 minute')")
+show "envsync.syncs" prod "SELECT id, kind, upper(source) || ' > ' || upper(target) AS direction, status, run_at,
+                                  inserted, updated, deleted FROM envsync.syncs ORDER BY id"
+show "envsync.messages" prod "SELECT created_at, title, body FROM envsync.messages ORDER BY created_at DESC, id DESC"
+echo; echo "== pg_cron runs it at its minute (waiting...)"
+for _ in $(seq 150); do
+    [[ $("$cluster" psql prod -At -c "SELECT status FROM envsync.syncs WHERE id = $sync") =~ ^(succeeded|failed)$ ]] && break
+    sleep 1
+done
+show "envsync.syncs" prod "SELECT id, kind, status, run_at, started_at, inserted, updated, deleted, error
+                             FROM envsync.syncs ORDER BY id"
+show "envsync.messages (newest first)" prod "SELECT created_at, title, body FROM envsync.messages"
+show "The e-mails queued for the operator (envsync.mail_status)" prod \
     "SELECT id, kind, recipient, subject, status FROM envsync.mail_status ORDER BY id"
 
-echo; echo "== envsync-orchestrator delivers it to a local SMTP sink (aiosmtpd)"
+echo; echo "== envsync-orchestrator delivers them to a local SMTP sink (aiosmtpd)"
 mail=$(mktemp -d /tmp/envsync-demo-mail.XXXXXX)
 /usr/bin/python3 -m aiosmtpd -n -l 127.0.0.1:2525 -c aiosmtpd.handlers.Mailbox "$mail/box" >/dev/null 2>&1 &
 smtp=$!
@@ -64,13 +93,14 @@ eval "$("$cluster" env prod)"
 build/orchestrator/envsync-orchestrator --once --db "host=$PGHOST port=$PGPORT dbname=$PGDATABASE user=$PGUSER" \
     --smtp-url smtp://127.0.0.1:2525 --from envsync@shop.example
 show "Delivered (envsync.mail_status)" prod "SELECT id, recipient, status, attempts, sent_at FROM envsync.mail_status ORDER BY id"
-echo; echo "== The e-mail received (plain-text part)"
+echo; echo "== The e-mails received (plain-text parts)"
 /usr/bin/python3 - "$mail/box" <<'PY'
 import email, email.policy, mailbox, sys
 for raw in mailbox.Maildir(sys.argv[1], create=False):
     message = email.message_from_bytes(raw.as_bytes(), policy=email.policy.default)
     print("From:", message["From"]); print("To:", message["To"]); print("Subject:", message["Subject"]); print()
     print(message.get_body(preferencelist=("plain",)).get_content())
+    print("-" * 72)
 PY
 rm -rf "$mail"
 
