@@ -343,7 +343,6 @@ DECLARE
     v_keys text[];
     v_key_names text[];
     v_scope_key text;
-    v_email text;
     v_summary jsonb;
 BEGIN
     PERFORM envsync.require_prod();
@@ -529,28 +528,21 @@ BEGIN
     UPDATE envsync.compare_runs SET full_compare = v_any_full, finished_at = clock_timestamp() WHERE id = v_id;
 
     -- The e-mail to whoever started it, in this same transaction.
-    SELECT o.email INTO v_email FROM envsync.operators o WHERE o.role_name = started_by;
-    IF v_email IS NULL THEN
-        RAISE NOTICE 'no e-mail address for role "%": no e-mail is sent', started_by
-            USING HINT = 'Set one with sync_set_operator().';
-    ELSE
-        SELECT coalesce(jsonb_agg(to_jsonb(per_module) ORDER BY per_module.module), '[]') INTO v_summary
-          FROM (SELECT m.module,
-                       count(c.change_id) FILTER (WHERE c.kind = 'new') AS new,
-                       count(c.change_id) FILTER (WHERE c.kind = 'modified') AS modified,
-                       count(c.change_id) FILTER (WHERE c.kind = 'deleted') AS deleted,
-                       count(c.change_id) FILTER (WHERE c.kind = 'conflict') AS conflicts
-                  FROM unnest(v_all_modules) m(module)
-                  LEFT JOIN envsync.compare_changes c ON c.comparison_id = v_id AND c.module = m.module
-                 GROUP BY m.module) per_module;
-        INSERT INTO envsync.outbox (kind, recipient, subject, payload)
-        SELECT 'comparison_finished', v_email,
-               format('Comparison %s finished: %s > %s', v_id, upper(v_source), upper(v_target)),
-               jsonb_build_object('comparison_id', v_id, 'source', v_source, 'target', v_target,
-                                  'mode', v_mode, 'started_by', compare.started_by,
-                                  'finished_at', r.finished_at, 'modules', v_summary)
-          FROM envsync.compare_runs r WHERE r.id = v_id;
-    END IF;
+    SELECT coalesce(jsonb_agg(to_jsonb(per_module) ORDER BY per_module.module), '[]') INTO v_summary
+      FROM (SELECT m.module,
+                   count(c.change_id) FILTER (WHERE c.kind = 'new') AS new,
+                   count(c.change_id) FILTER (WHERE c.kind = 'modified') AS modified,
+                   count(c.change_id) FILTER (WHERE c.kind = 'deleted') AS deleted,
+                   count(c.change_id) FILTER (WHERE c.kind = 'conflict') AS conflicts
+              FROM unnest(v_all_modules) m(module)
+              LEFT JOIN envsync.compare_changes c ON c.comparison_id = v_id AND c.module = m.module
+             GROUP BY m.module) per_module;
+    PERFORM envsync.queue_mail(compare.started_by, 'comparison_finished',
+                               format('Comparison %s finished: %s > %s', v_id, upper(v_source), upper(v_target)),
+                               jsonb_build_object('comparison_id', v_id, 'source', v_source, 'target', v_target,
+                                                  'mode', v_mode, 'started_by', compare.started_by,
+                                                  'finished_at', r.finished_at, 'modules', v_summary))
+       FROM envsync.compare_runs r WHERE r.id = v_id;
     RETURN v_id;
 END
 $$;

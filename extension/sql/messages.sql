@@ -61,7 +61,6 @@ CREATE FUNCTION envsync.announce_outcome(sync_id bigint) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 DECLARE
     s envsync.syncs;
-    v_email text;
     v_what text;
 BEGIN
     SELECT * INTO s FROM envsync.syncs WHERE id = sync_id;
@@ -91,14 +90,8 @@ BEGIN
                              rtrim(s.error, '.'), coalesce(' ' || s.error_hint, ''))
             END);
 
-    SELECT o.email INTO v_email FROM envsync.operators o WHERE o.role_name = s.scheduled_by;
-    IF v_email IS NULL THEN
-        RAISE NOTICE 'no e-mail address for role "%": no e-mail is sent', s.scheduled_by
-            USING HINT = 'Set one with sync_set_operator().';
-        RETURN;
-    END IF;
-    INSERT INTO envsync.outbox (kind, recipient, subject, payload)
-    VALUES (CASE WHEN s.status = 'succeeded' THEN 'sync_succeeded' ELSE 'sync_failed' END, v_email,
+    PERFORM envsync.queue_mail(
+            s.scheduled_by, CASE WHEN s.status = 'succeeded' THEN 'sync_succeeded' ELSE 'sync_failed' END,
             format('%s%s: Synchronization process %s > %s',
                    CASE WHEN s.status = 'succeeded' THEN 'Success' ELSE 'FAILURE' END,
                    CASE WHEN s.test_import THEN ' (test import)' ELSE '' END, upper(s.source), upper(s.target)),

@@ -36,3 +36,18 @@ CREATE VIEW envsync.mail_status AS
       FROM envsync.outbox;
 COMMENT ON VIEW envsync.mail_status IS
     'Delivery state of every queued e-mail; status failed carries the SMTP error in last_error';
+
+-- Queues an e-mail to a role's address (envsync.operators); without one, says so and sends none.
+CREATE FUNCTION envsync.queue_mail(role_name name, kind text, subject text, payload jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+    v_email text := (SELECT o.email FROM envsync.operators o WHERE o.role_name = queue_mail.role_name);
+BEGIN
+    IF v_email IS NULL THEN
+        RAISE NOTICE 'no e-mail address for role "%": no e-mail is sent', role_name
+            USING HINT = 'Set one with sync_set_operator().';
+        RETURN;
+    END IF;
+    INSERT INTO envsync.outbox (kind, recipient, subject, payload) VALUES (kind, v_email, subject, payload);
+END
+$$;

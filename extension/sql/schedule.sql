@@ -79,7 +79,7 @@ $$;
 -- Runs found marked running with nobody running them: the server or their session stopped
 -- before they finished, so their transaction, and every write, was rolled back.
 CREATE FUNCTION envsync.recover_interrupted_syncs() RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     s envsync.sync_runs;
     n integer := 0;
@@ -102,7 +102,7 @@ $$;
 -- Takes the next due run (oldest run_at first), marks it running and holds its session lock
 -- until envsync.release_sync(); NULL when none is due.
 CREATE FUNCTION envsync.start_due_sync() RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_id bigint;
 BEGIN
@@ -121,7 +121,7 @@ $$;
 -- Runs a started run in this transaction; returns its outcome as envsync.execute_run() does.
 -- A comparison made stale since it was scheduled is not applied.
 CREATE FUNCTION envsync.execute_scheduled(sync_id bigint) RETURNS jsonb
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     run envsync.sync_runs;
     e_state text; e_message text; e_detail text; e_hint text;
@@ -142,7 +142,7 @@ END
 $$;
 
 CREATE FUNCTION envsync.record_scheduled_failure(sync_id bigint, failure jsonb) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     run envsync.sync_runs;
 BEGIN
@@ -153,12 +153,12 @@ $$;
 
 -- Released once the run's outcome is committed.
 CREATE FUNCTION envsync.release_sync(sync_id bigint) RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     SELECT pg_advisory_unlock(hashtext('envsync sync'), envsync.sync_lock_key(sync_id)) AND true
 $$;
 
--- The scheduler's tick, called by pg_cron every minute (CALL envsync.run_due_syncs()) or by
--- hand. Each due run is started (committed as running), executed, and its outcome committed;
+-- The scheduler's tick, called by pg_cron every minute (CALL envsync.run_due_syncs()) as
+-- envsync's owner, or by hand; the functions it calls run with its caller's rights. Each due run is started (committed as running), executed, and its outcome committed;
 -- a failed run's writes are rolled back before its failure is recorded. A procedure: it
 -- commits between runs, so it has no SET clause and names everything in full.
 CREATE PROCEDURE envsync.run_due_syncs()

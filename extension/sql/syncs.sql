@@ -255,6 +255,7 @@ $$;
 CREATE FUNCTION envsync.record_failure(run envsync.sync_runs, failure jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    run.status := 'failed';   -- a new record never holds the comparison's one running slot
     INSERT INTO envsync.sync_runs SELECT (run).* ON CONFLICT (id) DO NOTHING;
     UPDATE envsync.sync_runs
        SET status = 'failed', finished_at = clock_timestamp(), summary = NULL, error = failure ->> 'error',

@@ -14,47 +14,26 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 large=${1:-1000000}
 reps=${2:-3}
-cluster=$repo/test/cluster.sh
-db=envsync_bench
-"$cluster" start >/dev/null
-eval "$("$cluster" env test)"; test_port=$PGPORT
-psql_prod() { PGOPTIONS='-c client_min_messages=warning' "$cluster" psql prod -d "$db" -At "$@"; }
-psql_test() { "$cluster" psql test -d "$db" -At "$@"; }
+source "$repo/test/bench/lib.sh"
 
 setup() {   # setup ROWS: identical tables on both sides, half pages and half files
     local rows=$1 half=$(( $1 / 2 ))
-    for side in prod test; do
-        "$cluster" psql "$side" -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
-        "$cluster" psql "$side" -d "$db" -c "SET client_min_messages = warning" -c "
-            CREATE EXTENSION envsync CASCADE;
-            CREATE SCHEMA bench;
-            CREATE TABLE bench.pages (id bigint PRIMARY KEY, title text NOT NULL, body text, meta jsonb,
-                                      price numeric(12,2), tags text[], updated_at timestamptz NOT NULL);
-            CREATE TABLE bench.files (id integer PRIMARY KEY, folder integer NOT NULL, name text NOT NULL,
-                                      size bigint, checksum bytea, exif jsonb, uploaded_at timestamptz);
-            INSERT INTO bench.pages
-            SELECT g, 'Page ' || g, repeat(md5(g::text), 6), jsonb_build_object('n', g, 'tags', jsonb_build_array('a', g % 7)),
-                   (g % 1000) + 0.5, ARRAY['t' || g % 10, 'x'], timestamptz '2026-01-01 00:00+00' + g * interval '1 minute'
-              FROM generate_series(1, $half) g;
-            INSERT INTO bench.files
-            SELECT g, g % 100, 'file-' || g || '.png', g * 17, decode(md5(g::text), 'hex'),
-                   jsonb_build_object('camera', 'Model ' || g % 13, 'note', repeat(md5((g + 1)::text), 7)),
-                   timestamptz '2026-01-01 00:00+00' + g * interval '1 second'
-              FROM generate_series(1, $half) g;" -c "VACUUM ANALYZE"
-    done
-    local pw
-    pw=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
-    printf '%s\n' "SET log_min_error_statement = panic;" \
-        "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'envsync_bench_link') THEN CREATE ROLE envsync_bench_link LOGIN; END IF; END \$\$;" \
-        "ALTER ROLE envsync_bench_link PASSWORD '$pw';" \
-        "GRANT USAGE ON SCHEMA bench TO envsync_bench_link;" \
-        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA bench TO envsync_bench_link;" \
-        "SELECT sync_grant_link('envsync_bench_link');" | psql_test >/dev/null
-    printf '%s\n' "SET log_min_error_statement = panic;" \
-        "CREATE SERVER bench_test FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '127.0.0.1', port '$test_port', dbname '$db');" \
-        "CREATE USER MAPPING FOR PUBLIC SERVER bench_test OPTIONS (user 'envsync_bench_link', password '$pw');" | psql_prod >/dev/null
-    psql_prod -c "SELECT sync_add_environment('prod')" -c "SELECT sync_add_environment('test', 'bench_test')" \
-              -c "SELECT sync_add_module('bench', ARRAY['bench.pages', 'bench.files']::regclass[])" \
+    bench_databases "
+        CREATE TABLE bench.pages (id bigint PRIMARY KEY, title text NOT NULL, body text, meta jsonb,
+                                  price numeric(12,2), tags text[], updated_at timestamptz NOT NULL);
+        CREATE TABLE bench.files (id integer PRIMARY KEY, folder integer NOT NULL, name text NOT NULL,
+                                  size bigint, checksum bytea, exif jsonb, uploaded_at timestamptz);
+        INSERT INTO bench.pages
+        SELECT g, 'Page ' || g, repeat(md5(g::text), 6), jsonb_build_object('n', g, 'tags', jsonb_build_array('a', g % 7)),
+               (g % 1000) + 0.5, ARRAY['t' || g % 10, 'x'], timestamptz '2026-01-01 00:00+00' + g * interval '1 minute'
+          FROM generate_series(1, $half) g;
+        INSERT INTO bench.files
+        SELECT g, g % 100, 'file-' || g || '.png', g * 17, decode(md5(g::text), 'hex'),
+               jsonb_build_object('camera', 'Model ' || g % 13, 'note', repeat(md5((g + 1)::text), 7)),
+               timestamptz '2026-01-01 00:00+00' + g * interval '1 second'
+          FROM generate_series(1, $half) g;"
+    bench_link
+    psql_prod -c "SELECT sync_add_module('bench', ARRAY['bench.pages', 'bench.files']::regclass[])" \
               -c "CREATE SCHEMA naive" \
               -c "IMPORT FOREIGN SCHEMA bench FROM SERVER bench_test INTO naive" \
               -c "ANALYZE naive.pages" -c "ANALYZE naive.files" >/dev/null
@@ -74,18 +53,7 @@ setup() {   # setup ROWS: identical tables on both sides, half pages and half fi
     done
 }
 
-timed() {   # timed SQL: seconds the server took (psql's \timing), in a fresh session and a
-            # rolled-back transaction; connecting the client is not counted, reaching TEST is
-    psql_prod <<SQL | awk '/^Time: / { t = $2 } END { printf "%.3f", t / 1000 }'
-BEGIN;
-\\timing on
-\\o /dev/null
-$1;
-\\o
-\\timing off
-ROLLBACK;
-SQL
-}
+
 peak_kb() {   # peak private memory (kB) of a backend running SQL
     psql_prod <<SQL
 BEGIN;
@@ -97,8 +65,6 @@ SELECT substring(s FROM 'VmHWM:\\s*(\\d+)')::int - substring(s FROM 'RssShmem:\\
 ROLLBACK;
 SQL
 }
-median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-
 naive='SELECT count(*) FROM (
     SELECT coalesce(l.id, r.id) FROM bench.pages l FULL JOIN naive.pages r ON l.id = r.id
      WHERE l.id IS NULL OR r.id IS NULL OR (l.*) IS DISTINCT FROM (r.*)
@@ -149,8 +115,4 @@ for rows in $(( large / 4 )) "$large"; do
         printf "naive / full       = %.2fx  (goal >= 2x)\n", n / f }'
     printf 'peak private memory kB: incremental %s, full %s, naive %s\n' "$mi" "$mf" "$mn"
 done
-[[ -n ${ENVSYNC_BENCH_KEEP:-} ]] && exit 0   # leave the last databases for a closer look
-for side in prod test; do
-    "$cluster" psql "$side" -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
-done
-"$cluster" psql test -d postgres -c "DROP OWNED BY envsync_bench_link" -c "DROP ROLE envsync_bench_link" >/dev/null 2>&1 || true
+bench_cleanup
