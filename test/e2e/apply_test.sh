@@ -63,6 +63,8 @@ is "$(prod -c "SELECT price, name FROM shop.products WHERE id = 10000001")" "$(o
    "a new record arrives with its internal id"
 like "$(prod -c "SELECT last_value FROM shop.cms_blocks_id_seq")" '^1000000[2-9]$' \
    "the target's sequence is moved past the highest id it received"
+is "$(prod -c "SELECT pg_sequence_last_value(pg_get_serial_sequence('shop.products', 'id')::regclass)")" \
+   "10000001" "and so is an identity column's"
 like "$(prod -c "SELECT * FROM sync_apply($id)")" "comparison $id is already synchronized by synchronization $sync1" \
    "applying the same comparison twice is refused, saying so"
 like "$(prod -c "UPDATE envsync.changes SET selected = false WHERE comparison_id = $id")" "its selection can no longer change" \
@@ -226,6 +228,16 @@ like "$out" '1 record changed in environment "test" since the comparison' "a rev
 like "$out" 'shop.cms_pages 7: changed' "listing the records"
 like "$(prod -c "SET envsync.keep_before_images = '0'" -c "SELECT * FROM sync_revert($sync3)")" "cannot be reverted any more" \
      "before-images are purged after envsync.keep_before_images"
+
+# --- Revert into PROD -----------------------------------------------------------------------------------
+on_test -c "UPDATE shop.slides SET caption = 'Reverted soon' WHERE id = 2" -c "DELETE FROM shop.slides WHERE id = 3" \
+        -c "INSERT INTO shop.slides (id, slider_id, position, image, valid_from) VALUES (50000001, 1, 9, '\\x01', now())" >/dev/null
+id=$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['sliders'])")
+before=$(fingerprint_prod)
+sync4=$(prod -c "SELECT sync_id FROM sync_apply($id) LIMIT 1")
+is "$(prod -c "SELECT inserted, updated > 0, deleted FROM envsync.syncs WHERE id = $sync4")" "1|t|1" "TEST > PROD: new, modified and deleted slides"
+prod -c "SELECT * FROM sync_revert($sync4)" >/dev/null
+is "$(fingerprint_prod)" "$before" "reverted, PROD holds exactly what it held before"
 
 # --- Who may synchronize ----------------------------------------------------------------------------
 prod -c "DROP ROLE IF EXISTS shop_admin" -c "CREATE ROLE shop_admin LOGIN IN ROLE envsync_operator" -c "CREATE ROLE shop_guest LOGIN" >/dev/null
