@@ -93,11 +93,12 @@ BEGIN
         DROP TABLE pg_temp.envsync_staged_tables;
     END IF;
     CREATE TEMP TABLE envsync_staged_tables ON COMMIT DROP AS
-    SELECT s.table_id, tt.relid, 0 AS depth, s.n_i, s.n_u, s.n_d
+    SELECT s.table_id, tt.relid, 0 AS depth, s.n_i, s.n_u, s.n_d, ws.*
       FROM (SELECT st.table_id, count(*) FILTER (WHERE st.op = 'I') AS n_i, count(*) FILTER (WHERE st.op = 'U') AS n_u,
                    count(*) FILTER (WHERE st.op = 'D') AS n_d
               FROM envsync.apply_stage st WHERE st.run = apply_staged.run GROUP BY st.table_id) s
-      LEFT JOIN envsync.tracked_tables tt USING (table_id);
+      LEFT JOIN envsync.tracked_tables tt USING (table_id)
+      LEFT JOIN LATERAL envsync.write_sql(tt.relid) ws ON true;
     SELECT * INTO t FROM envsync_staged_tables WHERE relid IS NULL LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'table id % is not tracked in environment "%"', t.table_id, here
@@ -121,14 +122,14 @@ BEGIN
 
     -- Deletions children first, insertions and updates parents first: the order a reader of
     -- the statement expects, though the checks wait for its end anyway.
-    FOR t IN SELECT st.*, ws.* FROM envsync_staged_tables st, envsync.write_sql(st.relid) ws
+    FOR t IN SELECT st.* FROM envsync_staged_tables st
               WHERE st.n_d > 0 ORDER BY st.depth DESC, st.relid LOOP
         ctes := ctes || format(
             'd%s AS (DELETE FROM %s t USING envsync.apply_stage s
                       WHERE s.run = $1 AND s.table_id = %s AND s.op = ''D'' AND %s AND envsync.row_hash(t) = s.expect_hash RETURNING 1)',
             t.table_id, t.relid, t.table_id, t.match);
     END LOOP;
-    FOR t IN SELECT st.*, ws.* FROM envsync_staged_tables st, envsync.write_sql(st.relid) ws ORDER BY st.depth, st.relid LOOP
+    FOR t IN SELECT st.* FROM envsync_staged_tables st ORDER BY st.depth, st.relid LOOP
         IF t.n_i > 0 THEN
             ctes := ctes || format(
                 'i%s AS (INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE
@@ -183,7 +184,7 @@ BEGIN
     EXCEPTION WHEN SQLSTATE 'EV001' OR unique_violation THEN
         -- Undone; now name every record that is not as reviewed (a record created meanwhile
         -- shows as a duplicate key).
-        FOR t IN SELECT st.*, ws.* FROM envsync_staged_tables st, envsync.write_sql(st.relid) ws ORDER BY st.depth, st.relid LOOP
+        FOR t IN SELECT st.* FROM envsync_staged_tables st ORDER BY st.depth, st.relid LOOP
             EXECUTE format(
                 'SELECT array_agg(format(''%%s %%s: %%s'', $3, array_to_string(s.key, '', ''),
                                          CASE WHEN s.op = ''I'' THEN ''created'' WHEN t IS NULL THEN ''deleted''

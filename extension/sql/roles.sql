@@ -13,17 +13,21 @@ GRANT SELECT ON envsync.environments, envsync.synced_tables, envsync.comparisons
                 envsync.mail_status, envsync.syncs, envsync.messages TO envsync_operator;
 GRANT UPDATE (read) ON envsync.messages TO envsync_operator;
 GRANT UPDATE (selected) ON envsync.changes TO envsync_operator;
-REVOKE EXECUTE ON FUNCTION sync_compare(text, text, text[], text, jsonb, boolean),
-                           envsync.compare(text, text, text[], text, jsonb, boolean, name),
-                           sync_select(bigint, boolean, bigint[], text, text),
-                           sync_apply(bigint, boolean), envsync.apply(bigint, boolean, name),
-                           sync_revert(bigint), envsync.revert(bigint, name),
-                           sync_schedule(bigint, timestamptz, boolean), envsync.schedule(bigint, timestamptz, boolean, name),
-                           sync_cancel(bigint), envsync.cancel(bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION sync_compare(text, text, text[], text, jsonb, boolean),
-                          envsync.compare(text, text, text[], text, jsonb, boolean, name),
-                          sync_select(bigint, boolean, bigint[], text, text),
-                          sync_apply(bigint, boolean), envsync.apply(bigint, boolean, name),
-                          sync_revert(bigint), envsync.revert(bigint, name),
-                          sync_schedule(bigint, timestamptz, boolean), envsync.schedule(bigint, timestamptz, boolean, name),
-                          sync_cancel(bigint), envsync.cancel(bigint) TO envsync_operator;
+-- What operators may call (the envsync.* ones run as envsync's owner); nobody else may.
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOREACH f IN ARRAY ARRAY[
+        'sync_compare(text, text, text[], text, jsonb, boolean)',
+        'envsync.compare(text, text, text[], text, jsonb, boolean, name)',
+        'sync_select(bigint, boolean, bigint[], text, text)',
+        'sync_apply(bigint, boolean)', 'envsync.apply(bigint, boolean, name)',
+        'sync_revert(bigint)', 'envsync.revert(bigint, name)',
+        'sync_schedule(bigint, timestamptz, boolean)', 'envsync.schedule(bigint, timestamptz, boolean, name)',
+        'sync_cancel(bigint)', 'envsync.cancel(bigint)']::regprocedure[] LOOP
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO envsync_operator', f);
+    END LOOP;
+END
+$$;

@@ -86,20 +86,23 @@ RETURNS TABLE (module text, table_id integer, relid regclass, target_table_id in
                expect_hash bigint, new_row jsonb, new_hash bigint)
 -- No SET clause, so that it is inlined into its callers' queries; they pin search_path.
 LANGUAGE sql STABLE AS $$
-    SELECT cc.module, cc.table_id, cc.table_name, et.remote_table_id, cc.key, w.op,
-           CASE WHEN s.reverts IS NULL THEN cc.target_hash ELSE cc.source_hash END,
+    SELECT cc.module, cc.table_id, cc.table_name, et.remote_table_id, cc.key, w.op, w.expect_hash,
            CASE WHEN w.op = 'U' AND s.reverts IS NULL AND cc.changed_columns IS NOT NULL   -- what changes, only
                 THEN (SELECT jsonb_object_agg(col, cc.source_row -> col) FROM unnest(cc.changed_columns) col)
-                WHEN s.reverts IS NULL THEN cc.source_row ELSE cc.target_row END,
-           CASE WHEN s.reverts IS NULL THEN cc.source_hash ELSE cc.target_hash END
+                ELSE w.new_row END,
+           w.new_hash
       FROM envsync.sync_runs s
       JOIN envsync.compare_runs c ON c.id = s.comparison_id
       JOIN envsync.compare_changes cc ON cc.comparison_id = c.id AND cc.selected
       JOIN envsync.environment_tables et ON et.environment = c.target AND et.table_id = cc.table_id
+     CROSS JOIN LATERAL (   -- a synchronization writes source over target, a revert the other way
+           SELECT CASE WHEN s.reverts IS NULL THEN cc.source_row ELSE cc.target_row END AS new_row,
+                  CASE WHEN s.reverts IS NULL THEN cc.target_row ELSE cc.source_row END AS old_row,
+                  CASE WHEN s.reverts IS NULL THEN cc.source_hash ELSE cc.target_hash END AS new_hash,
+                  CASE WHEN s.reverts IS NULL THEN cc.target_hash ELSE cc.source_hash END AS expect_hash) r
      CROSS JOIN LATERAL (
-           SELECT CASE WHEN (s.reverts IS NULL AND cc.source_row IS NULL) OR (s.reverts IS NOT NULL AND cc.target_row IS NULL) THEN 'D'
-                       WHEN (s.reverts IS NULL AND cc.target_row IS NULL) OR (s.reverts IS NOT NULL AND cc.source_row IS NULL) THEN 'I'
-                       ELSE 'U' END::"char" AS op) w
+           SELECT CASE WHEN r.new_row IS NULL THEN 'D' WHEN r.old_row IS NULL THEN 'I' ELSE 'U' END::"char" AS op,
+                  r.new_row, r.new_hash, r.expect_hash) w
      WHERE s.id = sync_id
 $$;
 
@@ -118,6 +121,7 @@ DECLARE
     v_drifted text[] := '{}';
     v_found text[];
     v_stage text;
+    v_now pg_snapshot;
     v_result jsonb;
     v_summary jsonb;
     e_state text; e_message text; e_detail text; e_hint text;
@@ -134,6 +138,7 @@ BEGIN
     -- The source must still hold what was reviewed: no record written there since the
     -- comparison took its change log in. (The target is checked record by record as written.)
     IF s.reverts IS NULL THEN
+        v_now := envsync.current_snapshot(c.source);   -- one read of the other server, for every table
         FOR t IN SELECT tt.table_id, tt.relid FROM envsync.module_tables mt JOIN envsync.tracked_tables tt USING (table_id)
                   WHERE mt.module = ANY (c.modules) ORDER BY tt.relid LOOP
             BEGIN
@@ -141,7 +146,7 @@ BEGIN
                                         CASE WHEN e.created THEN 'created' WHEN e.deleted THEN 'deleted'
                                              ELSE 'changed' END) ORDER BY cc.key)
                   INTO v_found
-                  FROM envsync.logged_edits(c.source, t.relid, c.source_snapshot, envsync.current_snapshot(c.source)) e
+                  FROM envsync.logged_edits(c.source, t.relid, c.source_snapshot, v_now) e
                   JOIN envsync.compare_changes cc
                     ON cc.comparison_id = c.id AND cc.table_id = t.table_id AND cc.key = e.key AND cc.selected;
             EXCEPTION WHEN OTHERS THEN

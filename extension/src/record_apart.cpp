@@ -73,12 +73,13 @@ PGDLLEXPORT Datum envsync_record_apart(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(envsync_record_apart);
 Datum envsync_record_apart(PG_FUNCTION_ARGS) {
     return envsync::pg_entry([&]() -> Datum {
-        char *reason = envsync::pg_call([&] {
-            return envsync::record(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+        text *reason = envsync::pg_call([&]() -> text * {
+            char *why = envsync::record(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+            return why ? cstring_to_text(why) : nullptr;
         });
         if (reason == nullptr)
             PG_RETURN_NULL();
-        PG_RETURN_TEXT_P(cstring_to_text(reason));
+        PG_RETURN_TEXT_P(reason);
     });
 }
 
