@@ -10,7 +10,7 @@ MODULE_big   = envsync
 OBJS         = $(patsubst %.cpp,%.o,$(wildcard extension/src/*.cpp))
 
 # The install script is assembled from one file per concept, in dependency order.
-SQL_PARTS    = schema catalog tracking environments modules operators outbox compare apply syncs messages schedule roles selftest dump
+SQL_PARTS    = schema catalog tracking environments modules operators outbox compare apply syncs messages schedule selftest dump roles
 DATA_built   = extension/$(EXTNAME)--$(EXTVERSION).sql
 DATA         = extension/$(EXTNAME).control
 

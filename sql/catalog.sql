@@ -16,7 +16,9 @@ CREATE VIEW shop.page_titles AS SELECT id, title FROM shop.cms_pages;
 \set SHOW_CONTEXT never
 -- Nothing can be configured before this database is registered as prod, nor in TEST.
 SELECT sync_add_module('cms', ARRAY['shop.cms_pages']::regclass[]);
-SELECT sync_add_environment('Prod!');
+SELECT sync_add_environment('');
+SELECT sync_add_environment(repeat('é', 32));   -- 64 bytes
+SELECT sync_add_environment(E'line\nbreak');
 SELECT sync_add_environment('test');
 SELECT sync_add_module('cms', ARRAY['shop.cms_pages']::regclass[]);
 SELECT sync_add_environment('staging', 'no_such_server');
@@ -54,7 +56,7 @@ SELECT sync_add_module('titles_view', ARRAY['shop.page_titles']::regclass[]);
 SELECT sync_add_module('pages_again', ARRAY['shop.cms_pages']::regclass[]);
 SELECT sync_add_module('empty', '{}');
 SELECT sync_add_module('twice', ARRAY['shop.no_key', 'shop.no_key']::regclass[]);
-SELECT sync_add_module('Bad Name', ARRAY['shop.cms_pages']::regclass[]);
+SELECT sync_add_module(repeat('m', 64), ARRAY['shop.no_key']::regclass[]);
 SELECT sync_add_module('orphan', ARRAY['shop.no_key']::regclass[], ARRAY['nonexistent']);
 SELECT sync_add_module('cms', ARRAY['shop.cms_pages', 'shop.cms_blocks']::regclass[], ARRAY['cms']);
 -- A cycle through a redefinition: gallery <- mobile_app, then gallery requiring mobile_app.

@@ -29,5 +29,20 @@ SQL
         -c "SELECT shop_fixture.generate($scale)" -o /dev/null
     "$cluster" psql "$side" -c "SET client_min_messages = warning" -c "CREATE EXTENSION envsync CASCADE"
 done
-"$cluster" psql test -c "SELECT sync_grant_link('envsync_link')" -o /dev/null
+"$cluster" psql test -v link_role=envsync_link -f "$fixtures/envsync_link.sql" -o /dev/null
 "$cluster" psql prod -f "$fixtures/envsync_setup.sql" -o /dev/null
+
+# TEST's administrator, whom PROD's tests (pgTAP) reach through foreign server test_editor to
+# edit TEST and read its change log in one remote transaction. envsync's own link role may only
+# read there.
+{ set +x; } 2>/dev/null
+pw=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+eval "$("$cluster" env test)"
+printf '%s\n' "SET log_min_error_statement = panic;" \
+    "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'shop_admin_tests') THEN CREATE ROLE shop_admin_tests LOGIN SUPERUSER; END IF; END \$\$;" \
+    "ALTER ROLE shop_admin_tests PASSWORD '$pw';" | "$cluster" psql test -o /dev/null
+printf '%s\n' "SET log_min_error_statement = panic;" "SET client_min_messages = warning;" \
+    "DROP SERVER IF EXISTS test_editor CASCADE;" \
+    "CREATE SERVER test_editor FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '127.0.0.1', port '$PGPORT', dbname '$PGDATABASE');" \
+    "CREATE USER MAPPING FOR CURRENT_USER SERVER test_editor OPTIONS (user 'shop_admin_tests', password '$pw');" | "$cluster" psql prod -o /dev/null
+unset pw

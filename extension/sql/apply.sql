@@ -18,7 +18,7 @@ COMMENT ON TABLE envsync.apply_stage IS 'Records staged for envsync.apply_staged
 CREATE FUNCTION envsync.write_sql(tbl regclass, OUT match text, OUT key_columns text, OUT key_values text,
                                   OUT key_text text, OUT columns text, OUT from_record text,
                                   OUT set_columns text, OUT set_values text)
-LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT k.match, k.key_columns, k.key_values, k.key_text,
            string_agg(format('%I', a.attname), ', ' ORDER BY a.attnum),
            string_agg(format('r.%I', a.attname), ', ' ORDER BY a.attnum),
@@ -39,7 +39,7 @@ $$;
 -- Tables in the order writes reach them: a table after the tables it references (self
 -- references and cycles aside, which the single write statement absorbs).
 CREATE FUNCTION envsync.parents_first(tables regclass[]) RETURNS TABLE (relid regclass, depth integer)
-LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     WITH RECURSIVE edges AS (
         SELECT DISTINCT conrelid AS child, confrelid AS parent FROM pg_constraint
          WHERE contype = 'f' AND conrelid = ANY (tables) AND confrelid = ANY (tables) AND conrelid <> confrelid
@@ -55,7 +55,7 @@ $$;
 
 -- Refuses to write records that changed since they were compared, listing them.
 CREATE FUNCTION envsync.raise_drift(env text, drifted text[]) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF cardinality(drifted) > 0 THEN
         RAISE EXCEPTION '% % changed in environment "%" since the comparison', cardinality(drifted),
@@ -69,113 +69,177 @@ BEGIN
 END
 $$;
 
--- Applies the staged records of a run. One statement writes them all: deletions, insertions
--- and updates of every table, each only if the record is still as reviewed (its content hash),
--- so foreign keys are checked once everything is written (self-referencing trees and cycles
--- need no order) and the rows are read once. If any record was not as reviewed, nothing is
--- written and the error lists them all. Every written record is checked to hold exactly the
--- reviewed content. here: this environment's name, for the messages.
--- Returns per table id: inserted, updated, deleted.
-CREATE FUNCTION envsync.apply_staged(run bigint, here text, move_sequences boolean) RETURNS jsonb
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET envsync.applying = on AS $$
+-- The staged rows of the tables the current role owns. An apply's write statement runs as the
+-- owner of the tables it writes and reads its records here; staged rows exist only inside the
+-- applying transaction, and a role sees only those of its own tables (security barrier).
+CREATE VIEW envsync.staged_rows WITH (security_barrier) AS
+    SELECT s.run, s.table_id, s.key, s.op, s.expect_hash, s.new_row, s.new_hash
+      FROM envsync.apply_stage s
+     WHERE s.table_id IN (SELECT t.table_id
+                            FROM envsync.tracked_tables t
+                            JOIN pg_catalog.pg_class c ON c.oid = t.relid
+                            JOIN pg_catalog.pg_roles r ON r.oid = c.relowner
+                           WHERE r.rolname = CURRENT_USER);
+GRANT SELECT ON envsync.staged_rows TO PUBLIC;
+COMMENT ON VIEW envsync.staged_rows IS
+    'Records staged for the apply, of the tables the current role owns (read by the write statement, which runs as the tables'' owner)';
+
+-- Runs one SELECT (returning a jsonb, $1 = run) as the given role, the way PostgreSQL's own
+-- maintenance commands act for a table's owner: under SECURITY_RESTRICTED_OPERATION, with its
+-- setting changes undone. Triggers, defaults, checks, index expressions and domain checks of
+-- the tables written then run with their owner's rights, not envsync's.
+CREATE FUNCTION envsync.run_as_owner(owner oid, query text, run bigint) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'envsync_run_as_owner' LANGUAGE C STRICT;
+COMMENT ON FUNCTION envsync.run_as_owner(oid, text, bigint) IS
+    'Runs an apply statement as the owner of the tables it writes, under SECURITY_RESTRICTED_OPERATION';
+
+-- The write statement of one step of an apply: the data-modifying CTEs of the given operations
+-- (D, I, U) on the staged tables of one owner, executed in this order: deletions children
+-- first, then updates and insertions parents first. Foreign keys are checked at the end of the
+-- statement, so trees and cycles need no further order; values freed by a deletion can be
+-- taken by an insertion or an update. Returns, per table and operation, the records written and
+-- those not written as staged ("altered": a trigger or rule changed them).
+CREATE FUNCTION envsync.write_statement(owner oid, ops text) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t record;
-    seq record;
-    drifted text[] := '{}';
-    found text[];
     ctes text[] := '{}';
-    counts text[] := '{}';
-    result jsonb;
-    top numeric;
-    given numeric;
+    value_rows text[] := '{}';
 BEGIN
-    IF to_regclass('pg_temp.envsync_staged_tables') IS NOT NULL THEN   -- an earlier run of this transaction
-        DROP TABLE pg_temp.envsync_staged_tables;
-    END IF;
-    CREATE TEMP TABLE envsync_staged_tables ON COMMIT DROP AS
-    SELECT s.table_id, tt.relid, 0 AS depth, s.n_i, s.n_u, s.n_d, ws.*
-      FROM (SELECT st.table_id, count(*) FILTER (WHERE st.op = 'I') AS n_i, count(*) FILTER (WHERE st.op = 'U') AS n_u,
-                   count(*) FILTER (WHERE st.op = 'D') AS n_d
-              FROM envsync.apply_stage st WHERE st.run = apply_staged.run GROUP BY st.table_id) s
-      LEFT JOIN envsync.tracked_tables tt USING (table_id)
-      LEFT JOIN LATERAL envsync.write_sql(tt.relid) ws ON true;
-    SELECT * INTO t FROM envsync_staged_tables WHERE relid IS NULL LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'table id % is not tracked in environment "%"', t.table_id, here
-            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Compare the environments again.';
-    END IF;
-    -- A link role writes, through this function, only tables it may write itself.
-    IF EXISTS (SELECT FROM envsync.link_roles l WHERE l.role_name = session_user) THEN
-        SELECT * INTO t FROM envsync_staged_tables st
-         WHERE NOT (has_table_privilege(session_user, st.relid, 'INSERT')
-                    AND has_table_privilege(session_user, st.relid, 'UPDATE')
-                    AND has_table_privilege(session_user, st.relid, 'DELETE'))
-         LIMIT 1;
-        IF FOUND THEN
-            RAISE EXCEPTION 'permission denied for table %', t.relid
-                USING ERRCODE = 'insufficient_privilege',
-                      HINT = format('In environment "%s", grant SELECT, INSERT, UPDATE, DELETE on it to %I.', here, session_user);
-        END IF;
-    END IF;
-    UPDATE envsync_staged_tables st SET depth = p.depth
-      FROM envsync.parents_first(ARRAY(SELECT relid FROM envsync_staged_tables)) p WHERE p.relid = st.relid;
-
-    -- Deletions children first, insertions and updates parents first: the order a reader of
-    -- the statement expects, though the checks wait for its end anyway.
-    FOR t IN SELECT st.* FROM envsync_staged_tables st
-              WHERE st.n_d > 0 ORDER BY st.depth DESC, st.relid LOOP
-        ctes := ctes || format(
-            'd%s AS (DELETE FROM %s t USING envsync.apply_stage s
-                      WHERE s.run = $1 AND s.table_id = %s AND s.op = ''D'' AND %s AND envsync.row_hash(t) = s.expect_hash RETURNING 1)',
-            t.table_id, t.relid, t.table_id, t.match);
-    END LOOP;
-    FOR t IN SELECT st.* FROM envsync_staged_tables st ORDER BY st.depth, st.relid LOOP
-        IF t.n_i > 0 THEN
+    FOR t IN SELECT st.*, o.op FROM pg_temp.envsync_staged_tables st
+               CROSS JOIN LATERAL (VALUES ('D', 1, st.n_d), ('U', 2, st.n_u), ('I', 3, st.n_i)) AS o (op, phase, n)
+              WHERE st.owner = write_statement.owner AND o.n > 0 AND strpos(ops, o.op) > 0
+              ORDER BY o.phase, CASE WHEN o.op = 'D' THEN -st.depth ELSE st.depth END, st.relid LOOP
+        IF t.op = 'D' THEN
             ctes := ctes || format(
-                'i%s AS (INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE
-                         SELECT %s FROM envsync.apply_stage s, jsonb_populate_record(NULL::%s, s.new_row) r
-                          WHERE s.run = $1 AND s.table_id = %s AND s.op = ''I''
-                         RETURNING %s AS key, envsync.row_hash(t) AS hash)',
-                t.table_id, t.relid, t.columns, t.from_record, t.relid, t.table_id, t.key_text);
-        END IF;
-        IF t.n_u > 0 THEN
+                'd%s AS (DELETE FROM %s t USING envsync.staged_rows s
+                          WHERE s.run = $1 AND s.table_id = %s AND s.op = ''D'' AND %s AND envsync.row_hash(t) = s.expect_hash RETURNING 1)',
+                t.table_id, t.relid, t.table_id, t.match);
+            value_rows := value_rows || format('(%s, %s, ''D'', (SELECT count(*) FROM d%s), NULL::text[])',
+                                   cardinality(value_rows), t.table_id, t.table_id);
+        ELSIF t.op = 'U' THEN
             ctes := ctes || format(
                 'u%s AS (UPDATE %s t SET (%s) = (SELECT %s FROM jsonb_populate_record(t, s.new_row) r)
-                           FROM envsync.apply_stage s
+                           FROM envsync.staged_rows s
                           WHERE s.run = $1 AND s.table_id = %s AND s.op = ''U'' AND %s AND envsync.row_hash(t) = s.expect_hash
                          RETURNING s.key, envsync.row_hash(t) IS DISTINCT FROM s.new_hash AS altered)',
                 t.table_id, t.relid, coalesce(t.set_columns, t.key_columns), coalesce(t.set_values, t.key_values),
                 t.table_id, t.match);
-        END IF;
-        counts := counts || format(
-            '(%s, %s, %s, %s, %s)', t.table_id,
-            CASE WHEN t.n_i > 0 THEN format('(SELECT count(*) FROM i%s)', t.table_id) ELSE '0' END,
-            CASE WHEN t.n_u > 0 THEN format('(SELECT count(*) FROM u%s)', t.table_id) ELSE '0' END,
-            CASE WHEN t.n_d > 0 THEN format('(SELECT count(*) FROM d%s)', t.table_id) ELSE '0' END,
+            value_rows := value_rows || format('(%s, %s, ''U'', (SELECT count(*) FROM u%s),
+                                     ARRAY(SELECT array_to_string(w.key, '', '') FROM u%s w WHERE w.altered))',
+                                   cardinality(value_rows), t.table_id, t.table_id, t.table_id);
+        ELSE
+            ctes := ctes || format(
+                'i%s AS (INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE
+                         SELECT %s FROM envsync.staged_rows s, jsonb_populate_record(NULL::%s, s.new_row) r
+                          WHERE s.run = $1 AND s.table_id = %s AND s.op = ''I''
+                         RETURNING %s AS key, envsync.row_hash(t) AS hash)',
+                t.table_id, t.relid, t.columns, t.from_record, t.relid, t.table_id, t.key_text);
             -- Inserted records as staged? Compared in bulk (sums of hashes), one by one if not.
-            concat_ws(' || ', 'ARRAY[]::text[]',
-                      CASE WHEN t.n_i > 0 THEN format(
-                          'CASE WHEN (SELECT sum(w.hash::numeric) FROM i%s w) IS DISTINCT FROM
-                                     (SELECT sum(s.new_hash::numeric) FROM envsync.apply_stage s
-                                       WHERE s.run = $1 AND s.table_id = %s AND s.op = ''I'')
-                           THEN ARRAY(SELECT array_to_string(w.key, '', '') FROM i%s w JOIN envsync.apply_stage s
-                                         ON s.run = $1 AND s.table_id = %s AND s.op = ''I'' AND s.key = w.key
-                                      WHERE w.hash IS DISTINCT FROM s.new_hash) END',
-                          t.table_id, t.table_id, t.table_id, t.table_id) END,
-                      CASE WHEN t.n_u > 0 THEN format(
-                          'ARRAY(SELECT array_to_string(w.key, '', '') FROM u%s w WHERE w.altered)', t.table_id) END));
+            value_rows := value_rows || format(
+                '(%s, %s, ''I'', (SELECT count(*) FROM i%s),
+                  CASE WHEN (SELECT sum(w.hash::numeric) FROM i%s w) IS DISTINCT FROM
+                            (SELECT sum(s.new_hash::numeric) FROM envsync.staged_rows s
+                              WHERE s.run = $1 AND s.table_id = %s AND s.op = ''I'')
+                       THEN ARRAY(SELECT array_to_string(w.key, '', '') FROM i%s w JOIN envsync.staged_rows s
+                                     ON s.run = $1 AND s.table_id = %s AND s.op = ''I'' AND s.key = w.key
+                                  WHERE w.hash IS DISTINCT FROM s.new_hash) END)',
+                cardinality(value_rows), t.table_id, t.table_id, t.table_id, t.table_id, t.table_id, t.table_id);
+        END IF;
     END LOOP;
-    IF cardinality(counts) = 0 THEN
-        RETURN '{}';
+    IF cardinality(value_rows) = 0 THEN
+        RETURN NULL;
     END IF;
+    -- The VALUES rows are evaluated in order, and each runs its CTE to completion.
+    RETURN 'WITH ' || array_to_string(ctes, ', ')
+        || ' SELECT jsonb_agg(jsonb_build_object(''table_id'', v.table_id, ''op'', v.op, ''n'', v.n, ''altered'', v.altered) ORDER BY v.ord)'
+        || ' FROM (VALUES ' || array_to_string(value_rows, ', ') || ') AS v (ord, table_id, op, n, altered)';
+END
+$$;
+
+-- Applies the staged records of a run, each only if it is still as reviewed (its content
+-- hash), all or none: if any record was not as reviewed, nothing is written and the error lists
+-- them all. Every written record is checked to hold exactly the reviewed content. The writes
+-- run as the owner of each table: one statement per owner (the usual case: all of them in one
+-- statement), or with several owners, the deletions of each (children first), then the
+-- insertions and updates of each (parents first). here: this environment's name, for the
+-- messages. Returns per table id: inserted, updated, deleted.
+CREATE FUNCTION envsync.apply_staged(run bigint, here text, move_sequences boolean) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET envsync.applying = on AS $$
+DECLARE
+    t record;
+    step record;
+    seq record;
+    drifted text[] := '{}';
+    listed jsonb;
+    step_sql text;
+    parts jsonb := '[]';
+    result jsonb;
+    top numeric;
+    given numeric;
+BEGIN
+    -- Made anew, never taken over from the caller's temporary schema.
+    IF to_regclass('pg_temp.envsync_staged_tables') IS NOT NULL THEN
+        DROP TABLE pg_temp.envsync_staged_tables;
+    END IF;
+    CREATE TEMP TABLE envsync_staged_tables ON COMMIT DROP AS
+    SELECT s.table_id, tt.relid, c.relowner AS owner, 0 AS depth, s.n_i, s.n_u, s.n_d, ws.*
+      FROM (SELECT st.table_id, count(*) FILTER (WHERE st.op = 'I') AS n_i, count(*) FILTER (WHERE st.op = 'U') AS n_u,
+                   count(*) FILTER (WHERE st.op = 'D') AS n_d
+              FROM envsync.apply_stage st WHERE st.run = apply_staged.run GROUP BY st.table_id) s
+      LEFT JOIN envsync.tracked_tables tt USING (table_id)
+      LEFT JOIN pg_class c ON c.oid = tt.relid
+      LEFT JOIN LATERAL envsync.write_sql(tt.relid) ws ON true;
+    SELECT * INTO t FROM pg_temp.envsync_staged_tables WHERE relid IS NULL LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'table id % is not tracked in environment "%"', t.table_id, here
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Compare the environments again.';
+    END IF;
+    -- Another environment writes here only into the tables opened to it (sync_grant_link).
+    IF EXISTS (SELECT FROM envsync.link_roles l WHERE l.role_name = session_user) THEN
+        SELECT * INTO t FROM pg_temp.envsync_staged_tables st
+         WHERE NOT EXISTS (SELECT FROM envsync.link_tables lt WHERE lt.role_name = session_user AND lt.relid = st.relid)
+         LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'table % is not open to synchronization by role "%" in environment "%"', t.relid, session_user, here
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = format('In environment "%s", run SELECT sync_grant_link(%L, ARRAY[%L]::regclass[]);',
+                                    here, session_user, t.relid::text);
+        END IF;
+    END IF;
+    UPDATE pg_temp.envsync_staged_tables st SET depth = p.depth
+      FROM envsync.parents_first(ARRAY(SELECT relid FROM pg_temp.envsync_staged_tables)) p WHERE p.relid = st.relid;
 
     BEGIN
-        EXECUTE 'WITH ' || array_to_string(ctes, ', ')
-             || ' SELECT jsonb_object_agg(c.table_id, jsonb_build_object(''inserted'', c.i, ''updated'', c.u,'
-             || ' ''deleted'', c.d, ''altered'', c.altered))'
-             || ' FROM (VALUES ' || array_to_string(counts, ', ') || ') AS c (table_id, i, u, d, altered)'
-        INTO result USING run;
-        IF EXISTS (SELECT FROM envsync_staged_tables st
+        FOR step IN
+            WITH owners AS (SELECT st.owner, min(st.depth) AS top, max(st.depth) AS bottom,
+                                   bool_or(st.n_d > 0) AS deletes, bool_or(st.n_i + st.n_u > 0) AS writes
+                              FROM pg_temp.envsync_staged_tables st GROUP BY st.owner)
+            SELECT o.owner, 'DUI' AS ops, 0 AS phase, 0 AS depth FROM owners o WHERE (SELECT count(*) FROM owners) = 1
+            UNION ALL
+            SELECT o.owner, 'D', 1, -o.bottom FROM owners o WHERE (SELECT count(*) FROM owners) > 1 AND o.deletes
+            UNION ALL
+            SELECT o.owner, 'UI', 2, o.top FROM owners o WHERE (SELECT count(*) FROM owners) > 1 AND o.writes
+            ORDER BY phase, depth, owner
+        LOOP
+            step_sql := envsync.write_statement(step.owner, step.ops);
+            IF step_sql IS NOT NULL THEN
+                parts := parts || envsync.run_as_owner(step.owner, step_sql, run);
+            END IF;
+        END LOOP;
+        SELECT jsonb_object_agg(x.table_id, jsonb_build_object('inserted', x.i, 'updated', x.u, 'deleted', x.d,
+                                                               'altered', x.altered))
+          INTO result
+          FROM (SELECT p.table_id, coalesce(sum(p.n) FILTER (WHERE p.op = 'I'), 0) AS i,
+                       coalesce(sum(p.n) FILTER (WHERE p.op = 'U'), 0) AS u,
+                       coalesce(sum(p.n) FILTER (WHERE p.op = 'D'), 0) AS d,
+                       (SELECT coalesce(jsonb_agg(a.key), '[]')
+                          FROM jsonb_to_recordset(parts) AS q (table_id integer, altered jsonb),
+                               jsonb_array_elements(coalesce(q.altered, '[]')) AS a (key)
+                         WHERE q.table_id = p.table_id) AS altered
+                  FROM jsonb_to_recordset(parts) AS p (table_id integer, op text, n bigint)
+                 GROUP BY p.table_id) x;
+        IF EXISTS (SELECT FROM pg_temp.envsync_staged_tables st
                     WHERE (result -> st.table_id::text ->> 'inserted')::bigint <> st.n_i
                        OR (result -> st.table_id::text ->> 'updated')::bigint <> st.n_u
                        OR (result -> st.table_id::text ->> 'deleted')::bigint <> st.n_d) THEN
@@ -183,18 +247,17 @@ BEGIN
         END IF;
     EXCEPTION WHEN SQLSTATE 'EV001' OR unique_violation THEN
         -- Undone; now name every record that is not as reviewed (a record created meanwhile
-        -- shows as a duplicate key).
-        FOR t IN SELECT st.* FROM envsync_staged_tables st ORDER BY st.depth, st.relid LOOP
-            EXECUTE format(
-                'SELECT array_agg(format(''%%s %%s: %%s'', $3, array_to_string(s.key, '', ''),
+        -- shows as a duplicate key). Read as the table's owner too.
+        FOR t IN SELECT st.* FROM pg_temp.envsync_staged_tables st ORDER BY st.depth, st.relid LOOP
+            listed := envsync.run_as_owner(t.owner, format(
+                'SELECT to_jsonb(array_agg(format(''%%s %%s: %%s'', %L, array_to_string(s.key, '', ''),
                                          CASE WHEN s.op = ''I'' THEN ''created'' WHEN t IS NULL THEN ''deleted''
-                                              ELSE ''changed'' END) ORDER BY s.key)
-                   FROM envsync.apply_stage s LEFT JOIN %1$s t ON %2$s
-                  WHERE s.run = $1 AND s.table_id = $2
+                                              ELSE ''changed'' END) ORDER BY s.key))
+                   FROM envsync.staged_rows s LEFT JOIN %s t ON %s
+                  WHERE s.run = $1 AND s.table_id = %s
                     AND CASE WHEN s.op = ''I'' THEN t IS NOT NULL ELSE envsync.row_hash(t) IS DISTINCT FROM s.expect_hash END',
-                t.relid, t.match)
-            INTO found USING run, t.table_id, t.relid::text;
-            drifted := drifted || coalesce(found, '{}');
+                t.relid::text, t.relid, t.match, t.table_id), run);
+            drifted := drifted || ARRAY(SELECT jsonb_array_elements_text(coalesce(listed, '[]')));
         END LOOP;
         IF cardinality(drifted) = 0 AND SQLSTATE = '23505' THEN
             RAISE;   -- a unique key other than the primary key: the error says which
@@ -206,7 +269,7 @@ BEGIN
 
     -- Written exactly as reviewed? A trigger or rule of this database could have changed it.
     SELECT st.relid, r.value -> 'altered' AS altered INTO t
-      FROM envsync_staged_tables st, jsonb_each(result) r
+      FROM pg_temp.envsync_staged_tables st, jsonb_each(result) r
      WHERE r.key = st.table_id::text AND jsonb_array_length(r.value -> 'altered') > 0
      LIMIT 1;
     IF FOUND THEN
@@ -219,7 +282,7 @@ BEGIN
     -- The target's own next insert must not collide with the ids it received.
     IF move_sequences THEN
         FOR seq IN SELECT st.table_id, a.attname, pg_get_serial_sequence(st.relid::text, a.attname) AS name
-                     FROM envsync_staged_tables st
+                     FROM pg_temp.envsync_staged_tables st
                      JOIN pg_attribute a ON a.attrelid = st.relid AND a.attnum > 0 AND NOT a.attisdropped
                     WHERE st.n_i > 0 AND pg_get_serial_sequence(st.relid::text, a.attname) IS NOT NULL LOOP
             SELECT max((s.new_row ->> seq.attname)::numeric) INTO top FROM envsync.apply_stage s
@@ -238,10 +301,10 @@ BEGIN
     EXCEPTION WHEN lock_not_available THEN
         DELETE FROM envsync.apply_stage st WHERE st.run = apply_staged.run;
     END;
-    RETURN (SELECT jsonb_object_agg(r.key, r.value - 'altered') FROM jsonb_each(result) r);
+    DROP TABLE pg_temp.envsync_staged_tables;
+    RETURN coalesce((SELECT jsonb_object_agg(r.key, r.value - 'altered') FROM jsonb_each(result) r), '{}');
 END
 $$;
-REVOKE EXECUTE ON FUNCTION envsync.apply_staged(bigint, text, boolean) FROM PUBLIC;
 COMMENT ON FUNCTION envsync.apply_staged(bigint, text, boolean) IS
     'Writes the records staged in envsync.apply_stage for a synchronization, all or none, after checking each is as reviewed';
 

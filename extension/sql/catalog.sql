@@ -1,9 +1,35 @@
 -- The catalog: environments, modules and their tables, operators. Kept on PROD; every
 -- environment also keeps envsync.tracked_tables for its own change tracking (tracking.sql).
 
+-- Names people give environments and modules: any printable text up to 63 bytes.
+CREATE FUNCTION envsync.valid_name(name text) RETURNS boolean
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT octet_length(name) BETWEEN 1 AND 63 AND name !~ '[[:cntrl:]]'
+$$;
+COMMENT ON FUNCTION envsync.valid_name(text) IS 'Whether a text can name an environment or a module';
+
+CREATE FUNCTION envsync.require_valid_name(what text, name text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF name IS NULL OR NOT envsync.valid_name(name) THEN
+        RAISE EXCEPTION 'invalid % name "%"', what, name
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use 1 to 63 bytes of printable characters.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION envsync.require_valid_name(text, text) IS 'Refuses a name that cannot name an environment or a module';
+
+-- One e-mail address, as the orchestrator will send to it.
+CREATE FUNCTION envsync.valid_email(email text) RETURNS boolean
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT email ~ '^[^@[:space:][:cntrl:]<>,;]+@[^@[:space:][:cntrl:]<>,;]+$'
+$$;
+COMMENT ON FUNCTION envsync.valid_email(text) IS 'Whether a text is one plain e-mail address';
+
 CREATE TABLE envsync.environments (
     name        text PRIMARY KEY
-                CONSTRAINT environment_name_format CHECK (name ~ '^[a-z][a-z0-9_]{0,39}$'),
+                CONSTRAINT environment_name_format CHECK (envsync.valid_name(name)),
     server      name,          -- postgres_fdw foreign server reaching it; NULL: this database
     link_schema name UNIQUE,   -- local schema of the foreign tables that reach it
     added_at    timestamptz NOT NULL DEFAULT now(),
@@ -17,7 +43,7 @@ COMMENT ON TABLE envsync.environments IS
 
 CREATE TABLE envsync.modules (
     name       text PRIMARY KEY
-               CONSTRAINT module_name_format CHECK (name ~ '^[a-z][a-z0-9_]{0,39}$'),
+               CONSTRAINT module_name_format CHECK (envsync.valid_name(name)),
     root_table regclass,      -- scope picked per run: these rows by key, and the rows referencing them
     added_at   timestamptz NOT NULL DEFAULT now(),
     added_by   name NOT NULL DEFAULT current_user
@@ -57,6 +83,6 @@ COMMENT ON TABLE envsync.never_synced IS
 CREATE TABLE envsync.operators (
     role_name name PRIMARY KEY,
     email     text NOT NULL
-              CONSTRAINT operator_email_format CHECK (email ~ '^[^@[:space:][:cntrl:]<>,;]+@[^@[:space:][:cntrl:]<>,;]+$')
+              CONSTRAINT operator_email_format CHECK (envsync.valid_email(email))
 );
 COMMENT ON TABLE envsync.operators IS 'E-mail address for the notifications of each role that starts comparisons and synchronizations';

@@ -5,7 +5,7 @@
 -- and the table's id there.
 CREATE FUNCTION envsync.reading(env text, tbl regclass, OUT rows_from text, OUT hashes_from text,
                                 OUT log_from text, OUT table_id integer)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     e envsync.environments;
 BEGIN
@@ -28,9 +28,7 @@ BEGIN
         log_from := 'envsync.row_log';
     ELSE
         log_from := format('%I.row_log', e.link_schema);
-        rows_from := format('%I.%I', e.link_schema,
-                            (SELECT n.nspname || '.' || c.relname FROM pg_class c
-                               JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl));
+        rows_from := format('%I.%I', e.link_schema, envsync.link_table_name(tbl));
         hashes_from := format('%I.row_hashes', e.link_schema);
     END IF;
 END
@@ -40,7 +38,11 @@ CREATE FUNCTION envsync.diff_table(source text, target text, tbl regclass, keys 
 RETURNS TABLE (key text[], source_hash bigint, target_hash bigint, changed_columns text[],
                source_row jsonb, target_row jsonb)
     AS 'MODULE_PATHNAME', 'envsync_diff_table'
-    LANGUAGE C CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp;
+    LANGUAGE C CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+    -- The rows' text forms do not depend on the session; no row security policy is evaluated
+    -- (a table it would apply to is an error instead).
+    SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC' SET extra_float_digits = 1
+    SET bytea_output = 'hex' SET lc_monetary = 'C' SET row_security = off;
 COMMENT ON FUNCTION envsync.diff_table(text, text, regclass, text[]) IS
     'Records of a table whose content differs between two environments: all (keys NULL) or among the given keys (''{42}'')';
 
@@ -143,7 +145,7 @@ COMMENT ON VIEW envsync.changes IS
 -- A selected record whose parent (by foreign key) is a new record of the same comparison must
 -- take the parent along: refused otherwise, naming both, whatever the UPDATE selected.
 CREATE FUNCTION envsync.check_selection() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     orphan record;
 BEGIN
@@ -176,7 +178,7 @@ CREATE TRIGGER check_selection AFTER UPDATE ON envsync.compare_changes
 
 -- Only the selection of a change can be altered.
 CREATE FUNCTION envsync.keep_change() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF (NEW.comparison_id, NEW.module, NEW.table_id, NEW.key, NEW.kind, NEW.conflict_reason,
         NEW.changed_columns, NEW.source_row, NEW.target_row, NEW.source_hash, NEW.target_hash)
@@ -204,7 +206,7 @@ CREATE TRIGGER keep_change BEFORE UPDATE ON envsync.compare_changes
 -- a kind, or all of them. Returns how many changed.
 CREATE FUNCTION sync_select(comparison_id bigint, selected boolean, change_ids bigint[] DEFAULT NULL,
                             module text DEFAULT NULL, kind text DEFAULT NULL)
-RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n bigint;
 BEGIN
@@ -232,7 +234,7 @@ COMMENT ON FUNCTION sync_select(bigint, boolean, bigint[], text, text) IS
 -- one NULL: all of them), one row per record.
 CREATE FUNCTION envsync.logged_edits(env text, tbl regclass, since pg_snapshot, upto pg_snapshot)
 RETURNS TABLE (key text[], created boolean, changed boolean, deleted boolean, edited_at timestamptz)
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     id integer;
     log_from text;
@@ -251,7 +253,7 @@ $$;
 
 -- Forgets the log entries of an environment's table that every pair has taken in.
 CREATE FUNCTION envsync.compact_log(env text, tbl regclass) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     id integer;
     log_from text;
@@ -274,7 +276,7 @@ $$;
 -- A table must still be the same in both environments when they are compared; the foreign
 -- table reading it over there follows the table's current columns.
 CREATE FUNCTION envsync.check_same_table(source text, target text, tbl regclass) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     e envsync.environments;
     local_env text := (SELECT name FROM envsync.environments WHERE server IS NULL);
@@ -309,7 +311,7 @@ $$;
 -- The modules of a comparison: those asked for (all when NULL) and those they require.
 CREATE FUNCTION envsync.modules_with_requirements(asked text[])
 RETURNS TABLE (module text, added boolean)
-LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     WITH RECURSIVE wanted(module) AS (
         SELECT m.name FROM envsync.modules m WHERE asked IS NULL OR m.name = ANY (asked)
         UNION
@@ -317,12 +319,16 @@ LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
     SELECT w.module, asked IS NOT NULL AND NOT w.module = ANY (asked) FROM wanted w
 $$;
 
--- Runs as envsync's owner (its user mappings reach the other environments); callers need
--- the envsync_operator role, see sync_compare().
-CREATE FUNCTION envsync.compare(source text, target text, modules text[], mode text, scope jsonb,
-                                full_compare boolean, started_by name)
+-- The user-facing entry: compares source with target (source, target order: what would be
+-- written where) and returns the comparison's id. Runs as envsync's owner, whose user mappings
+-- reach the other environments; callers need the envsync_operator role. It is recorded as
+-- started by the session's own role.
+CREATE FUNCTION sync_compare(source text, target text, modules text[] DEFAULT NULL,
+                             mode text DEFAULT 'all', scope jsonb DEFAULT NULL,
+                             full_compare boolean DEFAULT false)
 RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    v_started_by name := session_user;
     v_source text := source;
     v_target text := target;
     v_mode text := coalesce(mode, 'all');
@@ -408,11 +414,18 @@ BEGIN
 
     INSERT INTO envsync.compare_runs (source, target, mode, modules, added_modules, scope, full_compare,
                                       started_by, started_at, finished_at, source_snapshot, target_snapshot)
-    VALUES (v_source, v_target, v_mode, v_all_modules, v_added, scope, false, started_by, v_started, v_started,
+    VALUES (v_source, v_target, v_mode, v_all_modules, v_added, scope, false, v_started_by, v_started, v_started,
             CASE WHEN v_source_is_a THEN v_snap_a ELSE v_snap_b END,
             CASE WHEN v_source_is_a THEN v_snap_b ELSE v_snap_a END)
     RETURNING id INTO v_id;
 
+    -- The differing records of one table at a time. Made anew, never taken over: a relation
+    -- the caller left in its temporary schema is not to be trusted.
+    IF to_regclass('pg_temp.envsync_diff') IS NOT NULL THEN
+        DROP TABLE pg_temp.envsync_diff;
+    END IF;
+    CREATE TEMP TABLE envsync_diff (key text[] PRIMARY KEY, source_hash bigint, target_hash bigint,
+        changed_columns text[], source_row jsonb, target_row jsonb) ON COMMIT DROP;
     FOR v_table IN
         SELECT mt.module, t.table_id, t.relid, m.root_table,
                (SELECT fk.conkey FROM pg_constraint fk
@@ -454,19 +467,15 @@ BEGIN
         -- The records that differ: all of them read in full, or among the candidates.
         PERFORM envsync.check_same_table(v_source, v_target, v_table.relid);
         v_key_names := ARRAY(SELECT k.attname::text FROM envsync.key_columns(v_table.relid) k ORDER BY k.ord);
-        IF to_regclass('pg_temp.envsync_diff') IS NULL THEN
-            CREATE TEMP TABLE envsync_diff (key text[] PRIMARY KEY, source_hash bigint, target_hash bigint,
-                changed_columns text[], source_row jsonb, target_row jsonb) ON COMMIT DROP;
-        END IF;
-        TRUNCATE envsync_diff;
+        TRUNCATE pg_temp.envsync_diff;
         IF v_full THEN
-            INSERT INTO envsync_diff (key, source_hash, target_hash, changed_columns, source_row, target_row)
+            INSERT INTO pg_temp.envsync_diff (key, source_hash, target_hash, changed_columns, source_row, target_row)
             SELECT d.key, d.source_hash, d.target_hash, d.changed_columns, d.source_row, d.target_row
               FROM envsync.diff_table(v_source, v_target, v_table.relid) d;
         ELSE
             SELECT array_agg(u.key::text) INTO v_keys FROM envsync.unsynced u
              WHERE u.env_a = v_env_a AND u.env_b = v_env_b AND u.table_id = v_table.table_id;
-            INSERT INTO envsync_diff (key, source_hash, target_hash, changed_columns, source_row, target_row)
+            INSERT INTO pg_temp.envsync_diff (key, source_hash, target_hash, changed_columns, source_row, target_row)
             SELECT d.key, d.source_hash, d.target_hash, d.changed_columns, d.source_row, d.target_row
               FROM envsync.diff_table(v_source, v_target, v_table.relid, coalesce(v_keys, '{}')) d;
         END IF;
@@ -474,10 +483,10 @@ BEGIN
         -- Records found alike are in sync: their edits are forgotten.
         DELETE FROM envsync.unsynced u
          WHERE u.env_a = v_env_a AND u.env_b = v_env_b AND u.table_id = v_table.table_id
-           AND NOT EXISTS (SELECT FROM envsync_diff d WHERE d.key = u.key);
+           AND NOT EXISTS (SELECT FROM pg_temp.envsync_diff d WHERE d.key = u.key);
         IF v_full THEN   -- differences nobody logged (they predate tracking) join the candidates
             INSERT INTO envsync.unsynced (env_a, env_b, table_id, key)
-            SELECT v_env_a, v_env_b, v_table.table_id, d.key FROM envsync_diff d
+            SELECT v_env_a, v_env_b, v_table.table_id, d.key FROM pg_temp.envsync_diff d
             ON CONFLICT DO NOTHING;
         END IF;
 
@@ -488,7 +497,7 @@ BEGIN
                (SELECT jsonb_object_agg(k, coalesce(d.source_row, d.target_row) -> k) FROM unnest(v_key_names) k),
                c.kind, c.reason, c.kind <> 'conflict', d.changed_columns,
                d.source_row, d.target_row, d.source_hash, d.target_hash
-          FROM envsync_diff d
+          FROM pg_temp.envsync_diff d
           JOIN envsync.unsynced u
             ON u.env_a = v_env_a AND u.env_b = v_env_b AND u.table_id = v_table.table_id AND u.key = d.key
          CROSS JOIN LATERAL (
@@ -525,6 +534,7 @@ BEGIN
         PERFORM envsync.compact_log(v_env_b, v_table.relid);
     END LOOP;
 
+    DROP TABLE pg_temp.envsync_diff;
     UPDATE envsync.compare_runs SET full_compare = v_any_full, finished_at = clock_timestamp() WHERE id = v_id;
 
     -- The e-mail to whoever started it, in this same transaction.
@@ -537,10 +547,10 @@ BEGIN
               FROM unnest(v_all_modules) m(module)
               LEFT JOIN envsync.compare_changes c ON c.comparison_id = v_id AND c.module = m.module
              GROUP BY m.module) per_module;
-    PERFORM envsync.queue_mail(compare.started_by, 'comparison_finished',
+    PERFORM envsync.queue_mail(v_started_by, 'comparison_finished',
                                format('Comparison %s finished: %s > %s', v_id, upper(v_source), upper(v_target)),
                                jsonb_build_object('comparison_id', v_id, 'source', v_source, 'target', v_target,
-                                                  'mode', v_mode, 'started_by', compare.started_by,
+                                                  'mode', v_mode, 'started_by', v_started_by,
                                                   'finished_at', r.finished_at, 'modules', v_summary))
        FROM envsync.compare_runs r WHERE r.id = v_id;
     RETURN v_id;
@@ -550,7 +560,7 @@ $$;
 -- What an environment's transaction sees now. For another environment this is also the
 -- snapshot of every later read of it in this transaction (postgres_fdw: repeatable read).
 CREATE FUNCTION envsync.current_snapshot(env text) RETURNS pg_snapshot
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     e envsync.environments;
     snap pg_snapshot;
@@ -571,13 +581,5 @@ BEGIN
 END
 $$;
 
--- The user-facing entry: compares source with target (source, target order: what would be
--- written where) and returns the comparison's id.
-CREATE FUNCTION sync_compare(source text, target text, modules text[] DEFAULT NULL,
-                             mode text DEFAULT 'all', scope jsonb DEFAULT NULL,
-                             full_compare boolean DEFAULT false)
-RETURNS bigint LANGUAGE sql SET search_path = pg_catalog AS $$
-    SELECT envsync.compare(source, target, modules, mode, scope, full_compare, current_user)
-$$;
 COMMENT ON FUNCTION sync_compare(text, text, text[], text, jsonb, boolean) IS
     'Compares the chosen modules of two environments (source first) and records every difference for review; returns the comparison id';

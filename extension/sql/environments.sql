@@ -3,7 +3,7 @@
 
 -- Configuration and synchronization run on PROD only: the database whose own environment is prod.
 CREATE FUNCTION envsync.require_prod() RETURNS void
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     local_name text;
 BEGIN
@@ -21,7 +21,7 @@ $$;
 
 -- Re-raises an error that came from environment env, saying so, with its SQLSTATE and texts.
 CREATE FUNCTION envsync.raise_from_environment(env text, state text, message text, detail text, hint text)
-RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF state LIKE '08%' OR state = '2F003' OR state = '42704' AND message LIKE 'user mapping not found%' THEN
         RAISE EXCEPTION 'cannot connect to environment "%"', env
@@ -44,11 +44,7 @@ DECLARE
     tracked record;
     e_state text; e_message text; e_detail text; e_hint text;
 BEGIN
-    IF env_name IS NULL OR env_name !~ '^[a-z][a-z0-9_]{0,39}$' THEN
-        RAISE EXCEPTION 'invalid environment name "%"', env_name
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Use up to 40 lower-case letters, digits and underscores, starting with a letter (prod, test).';
-    END IF;
+    PERFORM envsync.require_valid_name('environment', env_name);
     IF EXISTS (SELECT FROM envsync.environments e WHERE e.name = env_name) THEN
         RAISE EXCEPTION 'environment "%" already exists', env_name USING ERRCODE = 'duplicate_object';
     END IF;
@@ -72,7 +68,9 @@ BEGIN
                   HINT = 'Create it with CREATE SERVER ... FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host, port, dbname) and a USER MAPPING with the password of a role of that database.';
     END IF;
 
-    link := 'envsync_env_' || env_name;
+    -- The schema of its foreign tables: named after it when that makes a plain identifier.
+    link := 'envsync_env_' || CASE WHEN env_name ~ '^[a-z][a-z0-9_]{0,50}$' THEN env_name
+                                   ELSE left(md5(env_name), 16) END;
     EXECUTE format('CREATE SCHEMA %I', link);
     EXECUTE format('COMMENT ON SCHEMA %I IS %L', link,
                    format('envsync: foreign tables reaching environment %s', env_name));
@@ -135,21 +133,41 @@ $$;
 COMMENT ON FUNCTION sync_add_environment(text, text) IS
     'Registers an environment: this database when server is NULL (prod on the production database), else the database behind a postgres_fdw server';
 
--- Run in every non-production environment, once, for the role its user mapping on PROD uses.
-CREATE FUNCTION sync_grant_link(role_name regrole) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+-- Run in every non-production environment, for the role its user mapping on PROD uses, with the
+-- tables PROD may synchronize here (again for tables added later). The role may then read
+-- those tables, have them tracked and have PROD's synchronizations written into them, nothing
+-- more: the writes themselves are envsync's, made as each table's owner. Its sessions here run
+-- with row_security = off, so no row-level security policy of a table ever runs as this role.
+CREATE FUNCTION sync_grant_link(role_name regrole, tables regclass[] DEFAULT '{}') RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    link name := (SELECT r.rolname FROM pg_roles r WHERE r.oid = role_name);
+    tbl regclass;
 BEGIN
-    INSERT INTO envsync.link_roles VALUES (role_name::text) ON CONFLICT DO NOTHING;
+    IF link IS NULL THEN
+        RAISE EXCEPTION 'a link role is required' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    INSERT INTO envsync.link_roles VALUES (link) ON CONFLICT DO NOTHING;
     PERFORM envsync.rebuild_row_hashes();   -- creates the view if need be, granted to the role
-    EXECUTE format('GRANT USAGE ON SCHEMA envsync TO %s', role_name);
-    EXECUTE format('GRANT SELECT ON envsync.about, envsync.tracked_shapes TO %s', role_name);
-    EXECUTE format('GRANT SELECT, DELETE ON envsync.row_log TO %s', role_name);
-    EXECUTE format('GRANT SELECT, INSERT ON envsync.track_requests, envsync.apply_requests TO %s', role_name);
-    EXECUTE format('GRANT INSERT ON envsync.apply_stage TO %s', role_name);
+    EXECUTE format('GRANT SELECT ON envsync.about, envsync.tracked_shapes TO %I', link);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION envsync.table_shape(regclass), envsync.key_columns(regclass) TO %I',
+                   link);   -- read by envsync.tracked_shapes
+    EXECUTE format('GRANT SELECT, DELETE ON envsync.row_log TO %I', link);
+    EXECUTE format('GRANT SELECT, INSERT ON envsync.track_requests, envsync.apply_requests TO %I', link);
+    EXECUTE format('GRANT INSERT ON envsync.apply_stage TO %I', link);
+    EXECUTE format('ALTER ROLE %I IN DATABASE %I SET row_security = off', link, current_database());
+    FOREACH tbl IN ARRAY coalesce(tables, '{}') LOOP
+        PERFORM envsync.check_trackable(tbl, NULL, NULL);
+        INSERT INTO envsync.link_tables (role_name, relid) VALUES (link, tbl) ON CONFLICT DO NOTHING;
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I',
+                       (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                         WHERE c.oid = tbl), link);
+        EXECUTE format('GRANT SELECT ON %s TO %I', tbl, link);
+    END LOOP;
 END
 $$;
-COMMENT ON FUNCTION sync_grant_link(regrole) IS
-    'Lets the role of PROD''s user mapping track and read this environment (run in TEST, once)';
+COMMENT ON FUNCTION sync_grant_link(regrole, regclass[]) IS
+    'Lets the role of PROD''s user mapping reach envsync here and opens the given tables to synchronization (run in TEST)';
 
 CREATE FUNCTION sync_remove_environment(name text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

@@ -15,24 +15,25 @@ CREATE TABLE envsync.sync_messages (
 CREATE INDEX sync_messages_recipient ON envsync.sync_messages (recipient, created_at DESC);
 COMMENT ON TABLE envsync.sync_messages IS 'Messages about synchronizations, per operator';
 
--- Each operator sees their own messages, newest first, and may mark them read.
+-- Each operator sees their own messages (those of the session's role), newest first, and may
+-- mark them read.
 CREATE VIEW envsync.messages AS
     SELECT id, sync_id, created_at, updated_at, title, body, read
       FROM envsync.sync_messages
-     WHERE recipient = current_user
+     WHERE recipient = session_user
      ORDER BY created_at DESC, id DESC;
 COMMENT ON VIEW envsync.messages IS
     'The current operator''s messages about synchronizations, newest first; UPDATE read to mark them read';
 
 -- An instant as users read it: date, hour and the UTC offset of this session's time zone.
 CREATE FUNCTION envsync.shown_time(at timestamptz) RETURNS text
-LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT to_char(at, 'YYYY-MM-DD HH24:MI') || ' (UTC' || to_char(at, 'TZH:TZM') || ')'
 $$;
 
 -- The counts of a summary, in words: "cms: 2 inserted, 1 updated; ..." (modules without changes left out).
 CREATE FUNCTION envsync.shown_summary(summary jsonb) RETURNS text
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog AS $$
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(string_agg(format('%s: %s inserted, %s updated, %s deleted', m ->> 'module',
                                       m ->> 'inserted', m ->> 'updated', m ->> 'deleted'), '; ' ORDER BY m ->> 'module'),
                     'no records changed')
@@ -42,7 +43,7 @@ $$;
 
 -- The message "Synchronization process" of a scheduled run, written when it is scheduled.
 CREATE FUNCTION envsync.announce_schedule(sync_id bigint) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     s envsync.syncs;
 BEGIN
@@ -58,7 +59,7 @@ $$;
 -- The outcome of a run: its message and the e-mail to whoever started it. Reverts have neither:
 -- the operator who reverts sees the result at once.
 CREATE FUNCTION envsync.announce_outcome(sync_id bigint) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     s envsync.syncs;
     v_what text;

@@ -20,7 +20,7 @@ COMMENT ON TABLE envsync.environment_tables IS 'Where each synced table is track
 
 -- Why two shapes (envsync.table_shape) differ, in words; NULL when they are the same.
 CREATE FUNCTION envsync.shape_difference(a jsonb, b jsonb, a_env text, b_env text) RETURNS text
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog AS $$
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     WITH ca AS (SELECT c->>'name' AS name, c->>'type' AS type, n
                   FROM jsonb_array_elements(a->'columns') WITH ORDINALITY AS x(c, n)),
          cb AS (SELECT c->>'name' AS name, c->>'type' AS type, n
@@ -42,24 +42,35 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog AS $$
                          (SELECT string_agg(k, ', ') FROM jsonb_array_elements_text(b->'key') k), b_env) END)
 $$;
 
--- The table in another environment, as a foreign table named "schema.table" in its link schema.
+-- The name of a table's foreign table in a link schema: "schema.table", or where that would not
+-- fit in an identifier, "table N" (its id here).
+CREATE FUNCTION envsync.link_table_name(tbl regclass) RETURNS name
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN octet_length(n.nspname) + octet_length(c.relname) < 63 THEN n.nspname || '.' || c.relname
+                ELSE 'table ' || (SELECT t.table_id FROM envsync.tracked_tables t WHERE t.relid = tbl) END
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl
+$$;
+COMMENT ON FUNCTION envsync.link_table_name(regclass) IS 'The name of a synced table''s foreign table in a link schema';
+
+-- The table in another environment, as a foreign table in its link schema.
 CREATE FUNCTION envsync.link_table(env text, tbl regclass) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     e envsync.environments;
     nsp name;
     rel name;
+    foreign_name name := envsync.link_table_name(tbl);
 BEGIN
     SELECT * INTO e FROM envsync.environments WHERE name = env;
     SELECT n.nspname, c.relname INTO nsp, rel
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
-    IF to_regclass(format('%I.%I', e.link_schema, nsp || '.' || rel)) IS NOT NULL THEN
-        EXECUTE format('DROP FOREIGN TABLE %I.%I', e.link_schema, nsp || '.' || rel);
+    IF to_regclass(format('%I.%I', e.link_schema, foreign_name)) IS NOT NULL THEN
+        EXECUTE format('DROP FOREIGN TABLE %I.%I', e.link_schema, foreign_name);
     END IF;
     EXECUTE format('CREATE FOREIGN TABLE %I.%I (%s) SERVER %I '
                    'OPTIONS (schema_name %L, table_name %L, fetch_size ''10000'', batch_size ''1000'', '
                    'async_capable ''true'')',
-                   e.link_schema, nsp || '.' || rel,
+                   e.link_schema, foreign_name,
                    (SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', '
                                       ORDER BY a.attnum)
                       FROM pg_attribute a WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped),
@@ -123,7 +134,7 @@ END
 $$;
 
 CREATE FUNCTION envsync.require_module(module text) RETURNS void
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF NOT EXISTS (SELECT FROM envsync.modules m WHERE m.name = module) THEN
         RAISE EXCEPTION 'module "%" does not exist', module
@@ -145,11 +156,7 @@ DECLARE
     pos integer := 0;
 BEGIN
     PERFORM envsync.require_prod();
-    IF module_name IS NULL OR module_name !~ '^[a-z][a-z0-9_]{0,39}$' THEN
-        RAISE EXCEPTION 'invalid module name "%"', module_name
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Use up to 40 lower-case letters, digits and underscores, starting with a letter.';
-    END IF;
+    PERFORM envsync.require_valid_name('module', module_name);
     IF tables IS NULL OR cardinality(tables) = 0 OR array_position(tables, NULL) IS NOT NULL THEN
         RAISE EXCEPTION 'module "%" needs at least one table, and no NULL', module_name
             USING ERRCODE = 'invalid_parameter_value';
@@ -250,7 +257,7 @@ COMMENT ON FUNCTION sync_set_module_root(text, regclass) IS
     'Lets a synchronization pick rows of this table (gallery folders), their dependent rows following by foreign key';
 
 CREATE FUNCTION sync_deny_table(table_name name, reason text) RETURNS void
-LANGUAGE sql SET search_path = pg_catalog AS $$
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     INSERT INTO envsync.never_synced (table_name, reason) VALUES ($1, $2)
     ON CONFLICT ON CONSTRAINT never_synced_pkey DO UPDATE SET reason = EXCLUDED.reason;
 $$;

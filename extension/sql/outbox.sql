@@ -21,7 +21,7 @@ COMMENT ON TABLE envsync.outbox IS
 
 -- Wake the orchestrator at once; it also polls, so a lost notification only delays a mail.
 CREATE FUNCTION envsync.outbox_notify() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM pg_notify('envsync_outbox', NEW.id::text);
     RETURN NULL;
@@ -39,7 +39,7 @@ COMMENT ON VIEW envsync.mail_status IS
 
 -- Queues an e-mail to a role's address (envsync.operators); without one, says so and sends none.
 CREATE FUNCTION envsync.queue_mail(role_name name, kind text, subject text, payload jsonb) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_email text := (SELECT o.email FROM envsync.operators o WHERE o.role_name = queue_mail.role_name);
 BEGIN

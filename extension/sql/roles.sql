@@ -8,25 +8,37 @@ BEGIN
     END IF;
 END
 $$;
-GRANT USAGE ON SCHEMA envsync TO envsync_operator;
+-- Functions are executable by PUBLIC unless revoked: every function of envsync is revoked here,
+-- but the content hash, a pure function of a row that apply statements run by table owners call.
+-- What operators and link roles may call is granted to them by name.
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT d.objid::regprocedure FROM pg_depend d
+              WHERE d.classid = 'pg_proc'::regclass AND d.deptype = 'e'
+                AND d.refclassid = 'pg_extension'::regclass
+                AND d.refobjid = (SELECT e.oid FROM pg_extension e WHERE e.extname = 'envsync')
+                AND d.objid <> 'envsync.row_hash(record)'::regprocedure LOOP
+        EXECUTE format('REVOKE EXECUTE ON ROUTINE %s FROM PUBLIC', f);
+    END LOOP;
+END
+$$;
+GRANT EXECUTE ON FUNCTION envsync.keep_before_images() TO envsync_operator;   -- read by envsync.syncs
 GRANT SELECT ON envsync.environments, envsync.synced_tables, envsync.comparisons, envsync.changes,
                 envsync.mail_status, envsync.syncs, envsync.messages TO envsync_operator;
 GRANT UPDATE (read) ON envsync.messages TO envsync_operator;
 GRANT UPDATE (selected) ON envsync.changes TO envsync_operator;
--- What operators may call (the envsync.* ones run as envsync's owner); nobody else may.
+-- What operators may call (they run as envsync's owner); nobody else may.
 DO $$
 DECLARE
     f regprocedure;
 BEGIN
     FOREACH f IN ARRAY ARRAY[
         'sync_compare(text, text, text[], text, jsonb, boolean)',
-        'envsync.compare(text, text, text[], text, jsonb, boolean, name)',
         'sync_select(bigint, boolean, bigint[], text, text)',
-        'sync_apply(bigint, boolean)', 'envsync.apply(bigint, boolean, name)',
-        'sync_revert(bigint)', 'envsync.revert(bigint, name)',
-        'sync_schedule(bigint, timestamptz, boolean)', 'envsync.schedule(bigint, timestamptz, boolean, name)',
-        'sync_cancel(bigint)', 'envsync.cancel(bigint)']::regprocedure[] LOOP
-        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+        'sync_apply(bigint, boolean)', 'sync_revert(bigint)',
+        'sync_schedule(bigint, timestamptz, boolean)', 'sync_cancel(bigint)']::regprocedure[] LOOP
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO envsync_operator', f);
     END LOOP;
 END

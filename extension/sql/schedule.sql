@@ -6,12 +6,12 @@
 -- A run being executed by the scheduler holds this session lock: a run marked running whose
 -- lock is free was interrupted (its backend or the server stopped).
 CREATE FUNCTION envsync.sync_lock_key(sync_id bigint) RETURNS integer
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog AS $$
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT (sync_id % 2147483647)::integer
 $$;
 
 CREATE FUNCTION envsync.require_pg_cron() RETURNS void
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
         RAISE EXCEPTION 'pg_cron is not installed in this database'
@@ -24,7 +24,9 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION envsync.schedule(comparison_id bigint, run_at timestamptz, test_import boolean, started_by name)
+-- The user-facing entries, for members of envsync_operator: they run as envsync's owner and
+-- record the session's own role.
+CREATE FUNCTION sync_schedule(comparison_id bigint, run_at timestamptz DEFAULT now(), test_import boolean DEFAULT false)
 RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_id bigint;
@@ -37,7 +39,7 @@ BEGIN
     PERFORM envsync.require_pg_cron();
     PERFORM envsync.check_applicable(comparison_id, test_import);
     INSERT INTO envsync.sync_runs (comparison_id, test_import, status, run_at, scheduled_by)
-    VALUES (comparison_id, test_import, 'pending', run_at, started_by)
+    VALUES (comparison_id, test_import, 'pending', run_at, session_user)
     RETURNING id INTO v_id;
     -- The job runs as envsync's owner (this function's user), who may run every synchronization.
     IF NOT EXISTS (SELECT FROM cron.job j WHERE j.jobname = 'envsync synchronizations' AND j.database = current_database()) THEN
@@ -48,19 +50,19 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION envsync.cancel(sync_id bigint) RETURNS void
+CREATE FUNCTION sync_cancel(sync_id bigint) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     s envsync.syncs;
 BEGIN
     PERFORM envsync.require_prod();
-    UPDATE envsync.sync_runs r SET status = 'cancelled', finished_at = clock_timestamp()
-     WHERE r.id = cancel.sync_id AND r.status = 'pending';
+    UPDATE envsync.sync_runs r SET status = 'cancelled', finished_at = clock_timestamp(), cancelled_by = session_user
+     WHERE r.id = sync_cancel.sync_id AND r.status = 'pending';
     IF FOUND THEN
         PERFORM envsync.announce_outcome(sync_id);
         RETURN;
     END IF;
-    SELECT * INTO s FROM envsync.syncs x WHERE x.id = cancel.sync_id;
+    SELECT * INTO s FROM envsync.syncs x WHERE x.id = sync_cancel.sync_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'synchronization % does not exist', sync_id
             USING ERRCODE = 'undefined_object', HINT = 'The synchronizations are listed in envsync.syncs.';
@@ -184,19 +186,10 @@ BEGIN
     END LOOP;
 END
 $$;
-REVOKE EXECUTE ON PROCEDURE envsync.run_due_syncs() FROM PUBLIC;
 COMMENT ON PROCEDURE envsync.run_due_syncs() IS
     'Runs the synchronizations that are due (pg_cron calls it every minute) and fails those a crash interrupted';
 
-CREATE FUNCTION sync_schedule(comparison_id bigint, run_at timestamptz DEFAULT now(), test_import boolean DEFAULT false)
-RETURNS bigint LANGUAGE sql SET search_path = pg_catalog AS $$
-    SELECT envsync.schedule(comparison_id, run_at, test_import, current_user)
-$$;
 COMMENT ON FUNCTION sync_schedule(bigint, timestamptz, boolean) IS
     'Schedules the synchronization (or test import) of a comparison for a time; pg_cron starts it within the minute after; returns its id';
 
-CREATE FUNCTION sync_cancel(sync_id bigint) RETURNS void
-LANGUAGE sql SET search_path = pg_catalog AS $$
-    SELECT envsync.cancel(sync_id)
-$$;
 COMMENT ON FUNCTION sync_cancel(bigint) IS 'Cancels a pending synchronization';

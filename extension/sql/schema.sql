@@ -4,7 +4,10 @@
 -- extension's schema, so they are callable unqualified after CREATE EXTENSION.
 CREATE SCHEMA envsync;
 COMMENT ON SCHEMA envsync IS 'envsync: catalog, change tracking and review views';
-REVOKE ALL ON SCHEMA envsync FROM PUBLIC;
+-- Every role may look names up here (as in pg_catalog): an apply's write statement runs as the
+-- owner of the tables it writes and names envsync.staged_rows and envsync.row_hash. What each
+-- object allows is its own grant: nothing internal is open to PUBLIC (roles.sql).
+GRANT USAGE ON SCHEMA envsync TO PUBLIC;
 
 -- What a remote environment's envsync reports about itself (read by sync_add_environment).
 -- snapshot: what this database's transaction sees (postgres_fdw reads a remote database in one

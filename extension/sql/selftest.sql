@@ -7,5 +7,3 @@ CREATE FUNCTION envsync.selftest_live_objects() RETURNS integer
     AS 'MODULE_PATHNAME', 'envsync_selftest_live_objects' LANGUAGE C STRICT;
 CREATE FUNCTION envsync.selftest_heap_bytes() RETURNS bigint
     AS 'MODULE_PATHNAME', 'envsync_selftest_heap_bytes' LANGUAGE C STRICT;
-REVOKE ALL ON FUNCTION envsync.selftest_throw(text), envsync.selftest_pg_error(text),
-                       envsync.selftest_live_objects(), envsync.selftest_heap_bytes() FROM PUBLIC;

@@ -10,8 +10,9 @@ CREATE TABLE envsync.sync_runs (
     test_import   boolean NOT NULL DEFAULT false,
     status        text NOT NULL CHECK (status IN ('pending', 'running', 'succeeded', 'failed', 'cancelled')),
     run_at        timestamptz NOT NULL,
-    scheduled_by  name NOT NULL,
+    scheduled_by  name NOT NULL,   -- the role that started it (a revert: the role that reverted)
     scheduled_at  timestamptz NOT NULL DEFAULT now(),
+    cancelled_by  name,
     started_at    timestamptz,
     finished_at   timestamptz,
     summary       jsonb,   -- per module: inserted, updated, deleted
@@ -31,14 +32,14 @@ COMMENT ON TABLE envsync.sync_runs IS 'Every synchronization, test import and re
 
 -- How long before-images are kept (setting envsync.keep_before_images, default 30 days).
 CREATE FUNCTION envsync.keep_before_images() RETURNS interval
-LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(nullif(current_setting('envsync.keep_before_images', true), ''), '30 days')::interval
 $$;
 
 -- Forgets the record contents of comparisons synchronized longer ago than
 -- envsync.keep_before_images: the lists of changes stay, their rows (the before-images) go.
 CREATE FUNCTION envsync.purge_before_images() RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 -- Bypasses the guard on envsync.changes (keep_change), which lets users change only the selection.
 SET session_replication_role = replica AS $$
 DECLARE
@@ -61,7 +62,9 @@ CREATE VIEW envsync.syncs AS
     SELECT s.id, s.comparison_id, c.source, c.target,
            CASE WHEN s.reverts IS NOT NULL THEN 'revert' WHEN s.test_import THEN 'test import'
                 ELSE 'synchronization' END AS kind,
-           s.test_import, s.reverts, s.status, s.run_at, s.scheduled_by, s.scheduled_at, s.started_at, s.finished_at,
+           s.test_import, s.reverts, s.status, s.run_at, s.scheduled_by, s.scheduled_at, s.cancelled_by,
+           (SELECT r.scheduled_by FROM envsync.sync_runs r WHERE r.reverts = s.id AND r.status = 'succeeded') AS reverted_by,
+           s.started_at, s.finished_at,
            (SELECT sum((m ->> 'inserted')::bigint) FROM jsonb_array_elements(s.summary) m) AS inserted,
            (SELECT sum((m ->> 'updated')::bigint) FROM jsonb_array_elements(s.summary) m) AS updated,
            (SELECT sum((m ->> 'deleted')::bigint) FROM jsonb_array_elements(s.summary) m) AS deleted,
@@ -274,11 +277,10 @@ $$;
 -- transaction ends with the error); NULL once recorded, else why it was not.
 CREATE FUNCTION envsync.record_apart(payload text) RETURNS text
     AS 'MODULE_PATHNAME', 'envsync_record_apart' LANGUAGE C STRICT;
-REVOKE EXECUTE ON FUNCTION envsync.record_apart(text) FROM PUBLIC;
 
 -- Refuses a comparison that cannot be synchronized (now or later), saying why.
 CREATE FUNCTION envsync.check_applicable(comparison_id bigint, test_import boolean) RETURNS void
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     c envsync.compare_runs;
     done envsync.sync_runs;
@@ -347,7 +349,9 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION envsync.apply(comparison_id bigint, test_import boolean, started_by name)
+-- The user-facing entries, for members of envsync_operator. They run as envsync's owner, whose
+-- user mappings reach the other environments, and record the session's own role.
+CREATE FUNCTION sync_apply(comparison_id bigint, test_import boolean DEFAULT false)
 RETURNS TABLE (sync_id bigint, module text, inserted bigint, updated bigint, deleted bigint)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -361,12 +365,12 @@ BEGIN
     PERFORM envsync.check_applicable(comparison_id, test_import);
     run.comparison_id := comparison_id;
     run.test_import := test_import;
-    run.scheduled_by := started_by;
+    run.scheduled_by := session_user;
     RETURN QUERY SELECT * FROM envsync.run_now(run);
 END
 $$;
 
-CREATE FUNCTION envsync.revert(sync_id bigint, started_by name)
+CREATE FUNCTION sync_revert(sync_id bigint)
 RETURNS TABLE (revert_id bigint, module text, inserted bigint, updated bigint, deleted bigint)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -376,7 +380,7 @@ DECLARE
 BEGIN
     PERFORM envsync.require_prod();
     PERFORM envsync.purge_before_images();
-    SELECT * INTO s FROM envsync.syncs x WHERE x.id = revert.sync_id;
+    SELECT * INTO s FROM envsync.syncs x WHERE x.id = sync_revert.sync_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'synchronization % does not exist', sync_id
             USING ERRCODE = 'undefined_object', HINT = 'The synchronizations are listed in envsync.syncs.';
@@ -404,24 +408,13 @@ BEGIN
     run.comparison_id := s.comparison_id;
     run.reverts := s.id;
     run.test_import := false;
-    run.scheduled_by := started_by;
+    run.scheduled_by := session_user;
     RETURN QUERY SELECT * FROM envsync.run_now(run);
 END
 $$;
 
--- The user-facing entries.
-CREATE FUNCTION sync_apply(comparison_id bigint, test_import boolean DEFAULT false)
-RETURNS TABLE (sync_id bigint, module text, inserted bigint, updated bigint, deleted bigint)
-LANGUAGE sql SET search_path = pg_catalog AS $$
-    SELECT * FROM envsync.apply(comparison_id, test_import, current_user)
-$$;
 COMMENT ON FUNCTION sync_apply(bigint, boolean) IS
     'Writes the selected changes of a comparison into its target now, all or nothing (test_import: then rolls them back); returns what was written per module';
 
-CREATE FUNCTION sync_revert(sync_id bigint)
-RETURNS TABLE (revert_id bigint, module text, inserted bigint, updated bigint, deleted bigint)
-LANGUAGE sql SET search_path = pg_catalog AS $$
-    SELECT * FROM envsync.revert(sync_id, current_user)
-$$;
 COMMENT ON FUNCTION sync_revert(bigint) IS
     'Puts the target of a synchronization back as it was before it, all or nothing; refused if the target changed since';

@@ -33,10 +33,15 @@ CREATE FUNCTION envsync.row_hash(record) RETURNS bigint
 COMMENT ON FUNCTION envsync.row_hash(record) IS
     'Content hash of a row: equal rows (by PostgreSQL equality) hash alike, whatever the session settings';
 
+CREATE FUNCTION envsync.row_json(record) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'envsync_row_json' LANGUAGE C STRICT STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION envsync.row_json(record) IS
+    'A row as jsonb, keyed by column name (numbers, booleans and jsonb as JSON, other values as their text form): no cast, so no user code runs';
+
 -- The primary key columns of a table, in key order.
 CREATE FUNCTION envsync.key_columns(tbl regclass)
 RETURNS TABLE (attname name, atttypid regtype, atttypmod integer, ord bigint)
-LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT a.attname, a.atttypid, a.atttypmod, k.ord
       FROM pg_index i
      CROSS JOIN unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
@@ -47,7 +52,7 @@ $$;
 -- Columns (name and type, in order) and primary key of a table, to check that a table is the
 -- same in two environments. Types by name: OIDs differ between servers.
 CREATE FUNCTION envsync.table_shape(tbl regclass) RETURNS jsonb
-LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT jsonb_build_object(
         'columns', (SELECT coalesce(jsonb_agg(jsonb_build_object('name', a.attname,
                                                                  'type', format_type(a.atttypid, a.atttypmod))
@@ -64,7 +69,7 @@ COMMENT ON VIEW envsync.tracked_shapes IS 'Columns and key of each tracked table
 
 -- Refuses, with the reason, a table envsync cannot or must not synchronize.
 CREATE FUNCTION envsync.check_trackable(tbl regclass, filter_column name, filter_pattern text)
-RETURNS void LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+RETURNS void LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     denied text;
     bad_key record;
@@ -118,8 +123,17 @@ CREATE TABLE envsync.link_roles (
 );
 COMMENT ON TABLE envsync.link_roles IS 'Roles other environments reach this one as (sync_grant_link)';
 
+-- The tables this environment's administrator opened to each link role (sync_grant_link): the
+-- only ones another environment may track, read and write here.
+CREATE TABLE envsync.link_tables (
+    role_name name NOT NULL REFERENCES envsync.link_roles ON DELETE CASCADE,
+    relid     regclass NOT NULL,
+    PRIMARY KEY (role_name, relid)
+);
+COMMENT ON TABLE envsync.link_tables IS 'Tables opened to synchronization by each link role (sync_grant_link)';
+
 CREATE FUNCTION envsync.rebuild_row_hashes() RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     branches text;
     link name;
@@ -175,11 +189,12 @@ BEGIN
         RAISE EXCEPTION 'table "%.%" does not exist', NEW.schema_name, NEW.table_name
             USING ERRCODE = 'undefined_table';
     END IF;
-    -- The requester reaches, through this definer function, only tables it may read itself.
-    IF NOT has_table_privilege(session_user, tbl, 'SELECT') THEN
-        RAISE EXCEPTION 'permission denied for table %', tbl
+    -- Another environment tracks here only the tables opened to it (sync_grant_link).
+    IF EXISTS (SELECT FROM envsync.link_roles l WHERE l.role_name = session_user)
+       AND NOT EXISTS (SELECT FROM envsync.link_tables lt WHERE lt.role_name = session_user AND lt.relid = tbl) THEN
+        RAISE EXCEPTION 'table % is not open to synchronization by role "%" in this database', tbl, session_user
             USING ERRCODE = 'insufficient_privilege',
-                  HINT = format('Grant SELECT, INSERT, UPDATE, DELETE on it to %I.', session_user);
+                  HINT = format('Here, run SELECT sync_grant_link(%L, ARRAY[%L]::regclass[]);', session_user, tbl::text);
     END IF;
     PERFORM envsync.check_trackable(tbl, NEW.filter_column, NEW.filter_pattern);
     INSERT INTO envsync.tracked_tables AS t (relid, filter_column, filter_pattern)
@@ -189,9 +204,9 @@ BEGIN
     RETURNING t.table_id INTO NEW.table_id;
     IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = tbl AND tgname = 'envsync_track') THEN
         EXECUTE format('CREATE TRIGGER envsync_track AFTER INSERT OR UPDATE OR DELETE ON %s '
-                       'FOR EACH ROW EXECUTE FUNCTION envsync.track_change(%L)', tbl, NEW.table_id);
+                       'FOR EACH ROW EXECUTE FUNCTION envsync.track_change()', tbl);
         EXECUTE format('CREATE TRIGGER envsync_track_truncate BEFORE TRUNCATE ON %s '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION envsync.track_change(%L)', tbl, NEW.table_id);
+                       'FOR EACH STATEMENT EXECUTE FUNCTION envsync.track_change()', tbl);
         -- ALWAYS: writes made with session_replication_role = replica are content changes too.
         EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER envsync_track, '
                        'ENABLE ALWAYS TRIGGER envsync_track_truncate', tbl);
@@ -227,12 +242,17 @@ COMMENT ON VIEW envsync.tracked_changes IS
     'Records written since their changes were last taken in: how (inserted, updated, deleted), when, and whether by users or by envsync';
 
 -- A dropped table is no longer tracked (its module loses it); the hash view forgets it.
+-- It runs for every role's DROP, so it runs as envsync's owner: a role with no rights on envsync
+-- drops its own tables as it always could.
 CREATE FUNCTION envsync.forget_dropped_tables() RETURNS event_trigger
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF to_regclass('envsync.tracked_tables') IS NULL THEN  -- envsync itself is being dropped
         RETURN;
     END IF;
+    DELETE FROM envsync.link_tables t
+     USING pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = t.relid;
     DELETE FROM envsync.tracked_tables t
      USING pg_event_trigger_dropped_objects() d
      WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = t.relid;

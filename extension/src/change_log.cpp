@@ -39,6 +39,38 @@ Relation open_change_log() {
     return rel;
 }
 
+int32 tracked_table_id(Oid relid) {
+    Oid schema = get_namespace_oid("envsync", true);
+    Oid tables = OidIsValid(schema) ? get_relname_relid("tracked_tables", schema) : InvalidOid;
+    if (!OidIsValid(tables))
+        return 0;
+    Relation rel = table_open(tables, AccessShareLock);
+    TupleDesc desc = RelationGetDescr(rel);
+    AttrNumber id_column = InvalidAttrNumber, relid_column = InvalidAttrNumber;
+    for (int i = 0; i < desc->natts; i++) {
+        const char *name = NameStr(TupleDescAttr(desc, i)->attname);
+        if (strcmp(name, "table_id") == 0)
+            id_column = i + 1;
+        else if (strcmp(name, "relid") == 0)
+            relid_column = i + 1;
+    }
+    if (id_column == InvalidAttrNumber || relid_column == InvalidAttrNumber)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("envsync table \"envsync.tracked_tables\" was altered")));
+    ScanKeyData key;
+    ScanKeyInit(&key, relid_column, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+    TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 1, &key);
+    int32 id = 0;
+    if (HeapTuple tuple = heap_getnext(scan, ForwardScanDirection)) {
+        bool isnull;
+        Datum value = heap_getattr(tuple, id_column, desc, &isnull);
+        id = isnull ? 0 : DatumGetInt32(value);
+    }
+    table_endscan(scan);
+    table_close(rel, AccessShareLock);
+    return id;
+}
+
 void append_change(Relation log, int32 table_id, Datum key, ChangeKind kind, uint64_t hash) {
     Datum values[n_cols];
     bool nulls[n_cols] = {};

@@ -18,4 +18,8 @@ void append_change(Relation log, int32 table_id, Datum key, ChangeKind kind, uin
 // The log table, opened for appending (closed by the caller with table_close(.., NoLock)).
 Relation open_change_log();
 
+// The id envsync.tracked_tables gives the table, 0 if it is not tracked. Read without privilege
+// checks: the trigger runs as whoever writes the table. Calls PostgreSQL: inside pg_call().
+int32 tracked_table_id(Oid relid);
+
 }  // namespace envsync

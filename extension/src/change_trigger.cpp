@@ -1,7 +1,8 @@
 // The change-tracking trigger on every synced table, in every environment:
 //   AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW  -> one row_log entry per written row
 //   BEFORE TRUNCATE FOR EACH STATEMENT             -> a deletion entry per existing row
-// Its one argument is the table's id in envsync.tracked_tables.
+// The entries carry the table's id in envsync.tracked_tables, looked up by the table the trigger
+// fires on (never taken from the trigger's arguments): a table envsync does not track logs nothing.
 #include "change_log.hpp"
 #include "pg_boundary.hpp"
 #include "row_shape.hpp"
@@ -77,18 +78,19 @@ Datum track_change(FunctionCallInfo fcinfo) {
     auto *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
     TriggerEvent event = trigger->tg_event;
     bool row_level = TRIGGER_FIRED_FOR_ROW(event);
-    if (trigger->tg_trigger->tgnargs != 1 ||
-        (row_level && !TRIGGER_FIRED_AFTER(event)) ||
-        (!row_level && !TRIGGER_FIRED_BY_TRUNCATE(event)))
+    if ((row_level && !TRIGGER_FIRED_AFTER(event)) || (!row_level && !TRIGGER_FIRED_BY_TRUNCATE(event)))
         throw UserError(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
                         "envsync.track_change() must be installed by envsync",
-                        "It runs AFTER each row or BEFORE TRUNCATE, with the table id as argument.",
+                        "It runs AFTER each row or BEFORE TRUNCATE.",
                         "Track tables with sync_add_module().");
     Relation rel = trigger->tg_relation;
     const RowShape &shape = row_shape(RelationGetDescr(rel), true);
-    const char *table_id_text = trigger->tg_trigger->tgargs[0];
+    if (shape.tracked_id < 0)
+        shape.tracked_id = pg_call([&] { return tracked_table_id(RelationGetRelid(rel)); });
+    int32 table_id = shape.tracked_id;
+    if (table_id == 0)
+        return PointerGetDatum(nullptr);
     pg_call([&] {
-        int32 table_id = pg_strtoint32(table_id_text);
         if (row_level)
             log_row_event(trigger, shape, table_id);
         else

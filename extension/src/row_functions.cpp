@@ -1,5 +1,6 @@
-// SQL-callable row readers, used by the hash views and by a DBA diffing rows by hand:
+// SQL-callable row readers, used by the hash views, the comparison and a DBA diffing rows by hand:
 //   envsync.row_hash(record) -> bigint     the content hash the change trigger logs
+//   envsync.row_json(record) -> jsonb      the row as the review shows it and an apply writes it
 #include "pg_boundary.hpp"
 #include "row_shape.hpp"
 
@@ -36,18 +37,32 @@ RecordReader *record_reader(FunctionCallInfo fcinfo, HeapTupleHeader record) {
     return reader;
 }
 
+// Reads the record argument into the reader's buffers; calls PostgreSQL: inside pg_call().
+void deform_record(FunctionCallInfo fcinfo, RecordReader *reader) {
+    HeapTupleHeader record = PG_GETARG_HEAPTUPLEHEADER(0);
+    HeapTupleData tuple;
+    tuple.t_len = HeapTupleHeaderGetDatumLength(record);
+    ItemPointerSetInvalid(&tuple.t_self);
+    tuple.t_tableOid = InvalidOid;
+    tuple.t_data = record;
+    heap_deform_tuple(&tuple, reader->desc, reader->values, reader->nulls);
+}
+
 Datum hash_of_record(FunctionCallInfo fcinfo) {
     RecordReader *reader = pg_call([&] { return record_reader(fcinfo, PG_GETARG_HEAPTUPLEHEADER(0)); });
     const RowShape &shape = row_shape(reader->desc, false);
     return pg_call([&] {
-        HeapTupleHeader record = PG_GETARG_HEAPTUPLEHEADER(0);
-        HeapTupleData tuple;
-        tuple.t_len = HeapTupleHeaderGetDatumLength(record);
-        ItemPointerSetInvalid(&tuple.t_self);
-        tuple.t_tableOid = InvalidOid;
-        tuple.t_data = record;
-        heap_deform_tuple(&tuple, reader->desc, reader->values, reader->nulls);
+        deform_record(fcinfo, reader);
         return Int64GetDatum(static_cast<int64>(row_hash(shape, reader->values, reader->nulls)));
+    });
+}
+
+Datum json_of_record(FunctionCallInfo fcinfo) {
+    RecordReader *reader = pg_call([&] { return record_reader(fcinfo, PG_GETARG_HEAPTUPLEHEADER(0)); });
+    const RowShape &shape = row_shape(reader->desc, false);
+    return pg_call([&] {
+        deform_record(fcinfo, reader);
+        return row_json(shape, reader->desc, reader->values, reader->nulls);
     });
 }
 
@@ -58,5 +73,9 @@ extern "C" {
 PG_FUNCTION_INFO_V1(envsync_row_hash);
 Datum envsync_row_hash(PG_FUNCTION_ARGS) {
     return envsync::pg_entry([&] { return envsync::hash_of_record(fcinfo); });
+}
+PG_FUNCTION_INFO_V1(envsync_row_json);
+Datum envsync_row_json(PG_FUNCTION_ARGS) {
+    return envsync::pg_entry([&] { return envsync::json_of_record(fcinfo); });
 }
 }

@@ -37,6 +37,22 @@ RowShape read_columns(TupleDesc desc) {
             if (att->attisdropped)
                 continue;
             columns[i].collation = att->attcollation;
+            switch (getBaseType(att->atttypid)) {
+                case INT2OID: case INT4OID: case INT8OID: case NUMERICOID: case FLOAT4OID: case FLOAT8OID:
+                    columns[i].json_kind = JsonKind::number;
+                    break;
+                case BOOLOID:
+                    columns[i].json_kind = JsonKind::boolean;
+                    break;
+                case JSONBOID:
+                    columns[i].json_kind = JsonKind::jsonb;
+                    break;
+                case JSONOID:
+                    columns[i].json_kind = JsonKind::json;
+                    break;
+                default:
+                    break;
+            }
             columns[i].typlen = att->attlen;
             columns[i].typbyval = att->attbyval;
             TypeCacheEntry *type = lookup_type_cache(att->atttypid, TYPECACHE_HASH_EXTENDED_PROC_FINFO);
@@ -131,6 +147,63 @@ Datum row_key(const RowShape &shape, const Datum *values, const bool *nulls) {
         parts[n++] = CStringGetTextDatum(text);
     }
     return PointerGetDatum(construct_array(parts, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+namespace {
+
+JsonbValue json_string(const char *text) {
+    JsonbValue value;
+    value.type = jbvString;
+    value.val.string.val = const_cast<char *>(text);
+    value.val.string.len = static_cast<int>(strlen(text));
+    return value;
+}
+
+JsonbValue json_value(const ColumnReader &column, Datum datum) {
+    JsonbValue value;
+    if (column.json_kind == JsonKind::boolean) {
+        value.type = jbvBool;
+        value.val.boolean = DatumGetBool(datum);
+        return value;
+    }
+    if (column.json_kind == JsonKind::jsonb) {
+        Jsonb *document = DatumGetJsonbP(datum);
+        value.type = jbvBinary;
+        value.val.binary.data = &document->root;
+        value.val.binary.len = static_cast<int>(VARSIZE(document) - VARHDRSZ);
+        return value;
+    }
+    char *text = OutputFunctionCall(const_cast<FmgrInfo *>(&column.output), datum);
+    // NaN and the infinities have no JSON number: they stay strings, as to_jsonb keeps them.
+    if (column.json_kind == JsonKind::number && strcmp(text, "NaN") != 0 && strcmp(text, "Infinity") != 0 &&
+        strcmp(text, "-Infinity") != 0) {
+        value.type = jbvNumeric;
+        value.val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(text),
+                                                                ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+        return value;
+    }
+    return json_string(text);
+}
+
+}  // namespace
+
+Datum row_json(const RowShape &shape, TupleDesc desc, const Datum *values, const bool *nulls) {
+    JsonbParseState *state = nullptr;
+    pushJsonbValue(&state, WJB_BEGIN_OBJECT, nullptr);
+    for (size_t i = 0; i < shape.columns.size(); i++) {
+        if (shape.columns[i].dropped)
+            continue;
+        JsonbValue name = json_string(NameStr(TupleDescAttr(desc, i)->attname));
+        pushJsonbValue(&state, WJB_KEY, &name);
+        JsonbValue value;
+        if (nulls[i])
+            value.type = jbvNull;
+        else
+            value = json_value(shape.columns[i], values[i]);
+        pushJsonbValue(&state, WJB_VALUE, &value);
+    }
+    JsonbValue *object = pushJsonbValue(&state, WJB_END_OBJECT, nullptr);
+    return JsonbPGetDatum(JsonbValueToJsonb(object));
 }
 
 bool same_key(const RowShape &shape, const Datum *a_values, const bool *a_nulls,

@@ -15,8 +15,12 @@
 
 namespace envsync {
 
+// How a column's value appears in a row's JSON form (row_json): by its base type.
+enum class JsonKind : uint8_t { text, number, boolean, json, jsonb };
+
 struct ColumnReader {
     bool dropped = false;
+    JsonKind json_kind = JsonKind::text;
     Oid collation = InvalidOid;
     int16 typlen = 0;
     bool typbyval = false;
@@ -30,6 +34,9 @@ struct RowShape {
     std::vector<ColumnReader> columns;  // by attribute number - 1
     bool has_key = false;
     std::vector<AttrNumber> key_columns;  // primary key columns in key order
+    // The table's id in envsync.tracked_tables, looked up by the change trigger on first use
+    // (0: not tracked; -1: not looked up yet). Forgotten with the shape when the table changes.
+    mutable int32 tracked_id = -1;
 };
 
 // The shape of rows of this descriptor, with the table's primary key when with_key is set.
@@ -42,6 +49,10 @@ uint64_t row_hash(const RowShape &shape, const Datum *values, const bool *nulls)
 // The key as text[]: each key column's text output (key types are restricted to those whose
 // output does not depend on session settings, see sync_add_module).
 Datum row_key(const RowShape &shape, const Datum *values, const bool *nulls);
+// The row as a jsonb object keyed by column name: numbers and booleans as JSON values, jsonb as
+// it is, everything else (json included) as a string of its type's output function, which its
+// input function reads back exactly. Only output functions run: never a cast, so no user code.
+Datum row_json(const RowShape &shape, TupleDesc desc, const Datum *values, const bool *nulls);
 // Whether two rows have the same key (binary equality is exact for the allowed key types).
 bool same_key(const RowShape &shape, const Datum *a_values, const bool *a_nulls,
               const Datum *b_values, const bool *b_nulls);

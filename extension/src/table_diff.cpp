@@ -124,7 +124,7 @@ std::string batch_query(const TableSql &sql, const Side &source, const Side &tar
     }
     auto rows = [&](const Side &side, const char *is_source) {
         return fmt::format("SELECT {} AS is_source, ARRAY[{}] AS key, envsync.row_hash(t) AS hash, "
-                           "to_jsonb(t) AS row FROM {} t WHERE true{}{}",
+                           "envsync.row_json(t) AS row FROM {} t WHERE true{}{}",
                            is_source, key_expr, side.rows_from, match, sql.filter);
     };
     int columns_param = static_cast<int>(sql.key_names.size()) + 2;

@@ -33,8 +33,8 @@ bench_link() {
         "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'envsync_bench_link') THEN CREATE ROLE envsync_bench_link LOGIN; END IF; END \$\$;" \
         "ALTER ROLE envsync_bench_link PASSWORD '$pw';" \
         "GRANT USAGE ON SCHEMA bench TO envsync_bench_link;" \
-        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA bench TO envsync_bench_link;" \
-        "SELECT sync_grant_link('envsync_bench_link');" | psql_test >/dev/null
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA bench TO envsync_bench_link;  -- the baselines write directly" \
+        "SELECT sync_grant_link('envsync_bench_link', ARRAY(SELECT c.oid::regclass FROM pg_class c WHERE c.relnamespace = 'bench'::regnamespace AND c.relkind = 'r'));" | psql_test >/dev/null
     printf '%s\n' "SET log_min_error_statement = panic;" \
         "CREATE SERVER bench_test FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '127.0.0.1', port '$test_port', dbname '$db');" \
         "CREATE USER MAPPING FOR PUBLIC SERVER bench_test OPTIONS (user 'envsync_bench_link', password '$pw');" | psql_prod >/dev/null

@@ -97,8 +97,8 @@ after_sync2=$(fingerprint_test)
 reverted=$(prod -c "SELECT * FROM sync_revert($sync2)")
 is "$(fingerprint_test)" "$test_before" "a revert gives TEST back exactly its content before the synchronization"
 revert_id=$(cut -d'|' -f1 <<<"$reverted" | head -1)
-is "$(prod -c "SELECT kind, reverts, status, updated FROM envsync.syncs WHERE id = $revert_id")" "revert|$sync2|succeeded|3" \
-   "the revert is recorded"
+is "$(prod -c "SELECT kind, reverts, status, updated, scheduled_by FROM envsync.syncs WHERE id = $revert_id")|$(prod -c "SELECT reverted_by FROM envsync.syncs WHERE id = $sync2")" \
+   "revert|$sync2|succeeded|3|postgres|postgres" "the revert is recorded, with who reverted"
 like "$(prod -c "SELECT * FROM sync_revert($sync2)")" "already reverted" "a synchronization is reverted once"
 is "$(changes "$(prod -c "SELECT sync_compare('prod', 'test')")" | wc -l)" "3" "the reverted records differ again"
 
@@ -106,9 +106,9 @@ is "$(changes "$(prod -c "SELECT sync_compare('prod', 'test')")" | wc -l)" "3" "
 for side in prod on_test; do
     $side -c "CREATE TABLE shop.banner_sets (id integer PRIMARY KEY, name text NOT NULL, cover_id integer)" \
           -c "CREATE TABLE shop.banners (id integer PRIMARY KEY, set_id integer NOT NULL REFERENCES shop.banner_sets, title text)" \
-          -c "ALTER TABLE shop.banner_sets ADD FOREIGN KEY (cover_id) REFERENCES shop.banners" \
-          -c "GRANT SELECT, INSERT, UPDATE, DELETE ON shop.banner_sets, shop.banners TO envsync_link" >/dev/null
+          -c "ALTER TABLE shop.banner_sets ADD FOREIGN KEY (cover_id) REFERENCES shop.banners" >/dev/null
 done
+on_test -c "SELECT sync_grant_link('envsync_link', ARRAY['shop.banner_sets', 'shop.banners']::regclass[])" >/dev/null
 prod -c "SELECT sync_add_module('banners', ARRAY['shop.banner_sets', 'shop.banners']::regclass[])" >/dev/null
 on_test >/dev/null <<'SQL'
 -- a gallery folder tree six levels deep with a file in each folder, a menu tree, a cycle

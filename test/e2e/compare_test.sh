@@ -112,14 +112,16 @@ out=$(prod -c "UPDATE envsync.changes SET kind = 'deleted' WHERE change_id = $li
 like "$out" 'only the selection of a change can be altered' "nothing else of a change can be altered"
 
 # --- Who may compare -------------------------------------------------------------------------------
-prod -c "DROP ROLE IF EXISTS envsync_regress_alice" -c "CREATE ROLE envsync_regress_alice" >/dev/null
-out=$(prod -c "SET ROLE envsync_regress_alice" -c "SELECT sync_compare('test', 'prod')")
+prod -c "DROP ROLE IF EXISTS envsync_regress_alice" -c "CREATE ROLE envsync_regress_alice LOGIN" >/dev/null
+out=$(prod -U envsync_regress_alice -c "SELECT sync_compare('test', 'prod')")
 like "$out" 'permission denied for function sync_compare' "a role without envsync_operator cannot compare"
 prod -c "GRANT envsync_operator TO envsync_regress_alice" -c "SELECT sync_set_operator('envsync_regress_alice', 'alice@shop.example')" >/dev/null
-ida=$(prod -c "SET ROLE envsync_regress_alice" -c "SELECT sync_compare('test', 'prod')")
+ida=$(prod -U envsync_regress_alice -c "SELECT sync_compare('test', 'prod')")
+like "$(prod -c "SET ROLE envsync_regress_alice" -c "SELECT started_by FROM envsync.comparisons WHERE id = $(prod -c "SET ROLE envsync_regress_alice" -c "SELECT sync_compare('test', 'prod')")")" \
+     '^postgres$' "a comparison is recorded as started by the session's own role, whatever SET ROLE says"
 is "$(prod -c "SELECT started_by FROM envsync.comparisons WHERE id = $ida")|$(prod -c "SELECT recipient FROM envsync.outbox WHERE payload->>'comparison_id' = '$ida'")" \
    "envsync_regress_alice|alice@shop.example" "an operator compares, and the e-mail goes to that operator"
-is "$(prod -c "SET ROLE envsync_regress_alice" -c "SELECT count(*) > 0 FROM envsync.changes WHERE comparison_id = $ida")" "t" \
+is "$(prod -U envsync_regress_alice -c "SELECT count(*) > 0 FROM envsync.changes WHERE comparison_id = $ida")" "t" \
    "and reads the changes"
 prod -c "SELECT sync_remove_operator('envsync_regress_alice')" -c "DROP ROLE envsync_regress_alice" >/dev/null
 

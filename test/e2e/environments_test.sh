@@ -68,14 +68,12 @@ add_server not_granted "$db" "probe-only-for-tests"
 out=$(prod -c "SELECT sync_add_environment('staging', 'not_granted')")
 like "$out" 'may not use envsync in environment "staging"' "a link role without the grant is refused"
 like "$out" "sync_grant_link" "with the grant to run"
-on_test -c "SELECT sync_grant_link('envsync_probe')" \
-        -c "GRANT USAGE ON SCHEMA shop TO envsync_probe" -c "GRANT SELECT ON ALL TABLES IN SCHEMA shop TO envsync_probe" >/dev/null
+on_test -v link_role=envsync_probe -f "$repo/test/fixtures/envsync_link.sql" >/dev/null
 out=$(prod -c "SELECT sync_add_environment('staging', 'not_granted')")
 like "$out" 'could not lock the tracking configuration of table' \
      "two environments naming the same database fail clearly instead of waiting forever"
 add_server staging_server staging "probe-only-for-tests"
-on_test -d staging -c "SELECT sync_grant_link('envsync_probe')" \
-        -c "GRANT USAGE ON SCHEMA shop TO envsync_probe" -c "GRANT SELECT ON ALL TABLES IN SCHEMA shop TO envsync_probe" >/dev/null
+on_test -d staging -v link_role=envsync_probe -f "$repo/test/fixtures/envsync_link.sql" >/dev/null
 ok "with sync_grant_link in its own database, an environment is added and its tables tracked" \
    prod -v ON_ERROR_STOP=1 -c "SELECT sync_add_environment('staging', 'staging_server')"
 is "$(prod -c "SELECT count(*) FROM envsync.environment_tables WHERE environment = 'staging'")" \

@@ -137,13 +137,14 @@ prod -c "DROP TRIGGER slow_down ON shop.cms_pages" >/dev/null
 # --- Messages per operator --------------------------------------------------------------------------------
 prod -c "DROP ROLE IF EXISTS shop_admin" -c "CREATE ROLE shop_admin LOGIN IN ROLE envsync_operator" >/dev/null
 id=$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['cms'])")
-sync=$(prod -c "SET ROLE shop_admin" -c "SELECT sync_schedule($id, now() + interval '1 day', test_import => true)")
-is "$(prod -c "SET ROLE shop_admin" -c "SELECT count(*), bool_and(NOT read) FROM envsync.messages")" "1|t" \
+sync=$(prod -U shop_admin -c "SELECT sync_schedule($id, now() + interval '1 day', test_import => true)")
+is "$(prod -U shop_admin -c "SELECT count(*), bool_and(NOT read) FROM envsync.messages")" "1|t" \
    "an operator sees their own messages, unread"
-prod -c "SET ROLE shop_admin" -c "UPDATE envsync.messages SET read = true WHERE sync_id = $sync" >/dev/null
-is "$(prod -c "SET ROLE shop_admin" -c "SELECT bool_and(read) FROM envsync.messages")" "t" "and marks them read"
-prod -c "SET ROLE shop_admin" -c "SELECT sync_cancel($sync)" >/dev/null
-is "$(status "$sync")" "cancelled" "and may cancel what they scheduled"
+prod -U shop_admin -c "UPDATE envsync.messages SET read = true WHERE sync_id = $sync" >/dev/null
+is "$(prod -U shop_admin -c "SELECT bool_and(read) FROM envsync.messages")" "t" "and marks them read"
+prod -U shop_admin -c "SELECT sync_cancel($sync)" >/dev/null
+is "$(status "$sync")|$(prod -c "SELECT cancelled_by FROM envsync.syncs WHERE id = $sync")" "cancelled|shop_admin" \
+   "and may cancel what they scheduled; envsync.syncs says who cancelled it"
 prod -c "DELETE FROM envsync.sync_messages WHERE recipient = 'shop_admin'" -c "DROP ROLE shop_admin" >/dev/null
 
 done_testing

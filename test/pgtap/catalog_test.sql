@@ -9,7 +9,7 @@ SELECT has_function('sync_add_module', ARRAY['text', 'regclass[]', 'text[]']);
 SELECT has_function('sync_set_row_filter', ARRAY['regclass', 'name', 'text']);
 SELECT has_function('sync_set_module_root', ARRAY['text', 'regclass']);
 SELECT has_function('sync_set_operator', ARRAY['regrole', 'text']);
-SELECT has_function('sync_grant_link', ARRAY['regrole']);
+SELECT has_function('sync_grant_link', ARRAY['regrole', 'regclass[]']);
 SELECT has_view('envsync', 'synced_tables', 'the modules are readable by an admin UI');
 SELECT has_view('envsync', 'tracked_changes', 'tracked changes are readable by an admin UI');
 SELECT has_table('envsync', 'outbox', 'e-mails are queued in an outbox');

@@ -11,10 +11,15 @@ SET LOCAL IntervalStyle = 'sql_standard';
 SET LOCAL extra_float_digits = -10;
 SET LOCAL bytea_output = 'escape';
 
+-- TEST is read and written through its administrator's connection (test_editor, made by
+-- test/setup_shop.sh): the link role may not write there, and one connection sees its own writes.
+CREATE SCHEMA tap_test_side;
+IMPORT FOREIGN SCHEMA shop LIMIT TO (slides, menus) FROM SERVER test_editor INTO tap_test_side;
+IMPORT FOREIGN SCHEMA envsync LIMIT TO (row_log, row_hashes) FROM SERVER test_editor INTO tap_test_side;
 CREATE TEMP VIEW hashes_on_both_sides AS
     WITH p AS (SELECT et.table_id, h.key, h.hash FROM envsync.row_hashes h
                  JOIN envsync.environment_tables et ON et.environment = 'prod' AND et.remote_table_id = h.table_id),
-         t AS (SELECT et.table_id, h.key, h.hash FROM envsync_env_test.row_hashes h
+         t AS (SELECT et.table_id, h.key, h.hash FROM tap_test_side.row_hashes h
                  JOIN envsync.environment_tables et ON et.environment = 'test' AND et.remote_table_id = h.table_id)
     SELECT table_id, key, p.hash AS prod_hash, t.hash AS test_hash FROM p FULL JOIN t USING (table_id, key);
 
@@ -61,29 +66,27 @@ SET LOCAL envsync.applying = off;
 SELECT is((SELECT applied FROM envsync.row_log WHERE key = '{9001}' ORDER BY applied DESC LIMIT 1), true,
           'a write of the apply is marked as such');
 
--- TEST's writes, through postgres_fdw as PROD's link role: TEST's own trigger logs them.
-CREATE SCHEMA tap_test_side;
-IMPORT FOREIGN SCHEMA shop LIMIT TO (slides, menus) FROM SERVER test_server INTO tap_test_side;
-SELECT is((SELECT count(*)::int FROM envsync_env_test.row_log), 0, 'TEST has no tracked change yet');
+-- TEST's writes, made through postgres_fdw by TEST's administrator: TEST's own trigger logs them.
+SELECT is((SELECT count(*)::int FROM tap_test_side.row_log), 0, 'TEST has no tracked change yet');
 UPDATE tap_test_side.slides SET caption = 'changed on TEST' WHERE id = (SELECT min(id) FROM tap_test_side.slides);
 SELECT results_eq(
-    $$SELECT l.kind::text, l.key, l.applied FROM envsync_env_test.row_log l$$,
+    $$SELECT l.kind::text, l.key, l.applied FROM tap_test_side.row_log l$$,
     $$SELECT 'U', ARRAY[min(id)::text], false FROM tap_test_side.slides$$,
     'an edit on TEST is logged on TEST, with its key');
-SELECT is((SELECT l.table_id FROM envsync_env_test.row_log l),
+SELECT is((SELECT l.table_id FROM tap_test_side.row_log l),
           (SELECT remote_table_id FROM envsync.environment_tables et JOIN envsync.tracked_tables t USING (table_id)
             WHERE et.environment = 'test' AND t.relid = 'shop.slides'::regclass),
           'under TEST''s id of the table, which PROD knows');
-SELECT is((SELECT l.hash FROM envsync_env_test.row_log l),
+SELECT is((SELECT l.hash FROM tap_test_side.row_log l),
           (SELECT envsync.row_hash(s) FROM tap_test_side.slides s WHERE id = (SELECT min(id) FROM tap_test_side.slides)),
           'TEST logs the hash PROD computes for the same row');
 SELECT is((SELECT test_hash <> prod_hash FROM hashes_on_both_sides h
              JOIN envsync.tracked_tables t USING (table_id)
-            WHERE t.relid = 'shop.slides'::regclass AND h.key = (SELECT key[1] FROM envsync_env_test.row_log)),
+            WHERE t.relid = 'shop.slides'::regclass AND h.key = (SELECT key[1] FROM tap_test_side.row_log)),
           true, 'and the two sides now hash that row differently');
-DELETE FROM envsync_env_test.row_log;
+DELETE FROM tap_test_side.row_log;
 TRUNCATE tap_test_side.menus CASCADE;
-SELECT set_eq($$SELECT l.table_id, l.kind::text, count(*) FROM envsync_env_test.row_log l GROUP BY 1, 2$$,
+SELECT set_eq($$SELECT l.table_id, l.kind::text, count(*) FROM tap_test_side.row_log l GROUP BY 1, 2$$,
               $$SELECT et.remote_table_id, 'D', (SELECT count(*) FROM shop.menus)
                   FROM envsync.environment_tables et JOIN envsync.tracked_tables t USING (table_id)
                  WHERE et.environment = 'test' AND t.relid = 'shop.menus'::regclass
