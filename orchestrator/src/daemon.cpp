@@ -182,6 +182,8 @@ int run(const Config& config, const StopSignal& stop)
     using namespace std::chrono_literals;
     log::info("delivering via {}{} as {}", redact_url(config.smtp.url),
               config.smtp.starttls ? " (STARTTLS required)" : "", config.smtp.from);
+    if (config.smtp.allow_plaintext_auth && !config.smtp.starttls && config.smtp.url.rfind("smtp://", 0) == 0)
+        log::warning("SMTP credentials go without TLS (--smtp-allow-plaintext-auth)");
     if (config.once) return run_once(config, stop);
 
     // Reconnect delays: 1 s, 2 s, 4 s ... at most a minute.

@@ -271,11 +271,22 @@ ok "--once delivers what is due and exits 0" eval \
 ok "a password flag is refused (exit 2) without echoing it" eval \
     '"$BIN" --db "$DB" --smtp-url "smtp://127.0.0.1:$SMTP_PORT" --from envsync@e2e.test \
          --smtp-password=hunter2 >"$WORK/refused.log" 2>&1; [ $? = 2 ] && ! grep -q hunter2 "$WORK/refused.log"'
-ok "userinfo of the SMTP URL is not logged" eval \
+id=$(insert comparison_finished ops@example.test "Credentials" "$comparison_payload")
+ok "credentials over smtp:// without STARTTLS are refused (exit 2), naming the flag, nothing sent" eval \
+    'ENVSYNC_SMTP_USER=smtpuser ENVSYNC_SMTP_PASSWORD=hunter2 "$BIN" --once --db "$DB" \
+         --smtp-url "smtp://127.0.0.1:$SMTP_PORT" --from envsync@e2e.test >"$WORK/plaintext.log" 2>&1
+     [ $? = 2 ] && grep -q "refusing to send SMTP credentials without TLS.*--smtp-allow-plaintext-auth" \
+         "$WORK/plaintext.log" && ! grep -q hunter2 "$WORK/plaintext.log" &&
+     row_is "$id" "status, attempts" "pending|0"'
+# The sink offers no AUTH, so libcurl delivers without authenticating: the flag is what lets
+# the daemon start at all with credentials on a plain connection.
+ok "with --smtp-allow-plaintext-auth it delivers; userinfo of the SMTP URL is not logged" eval \
     'ENVSYNC_SMTP_URL="smtp://smtpuser:hunter2@127.0.0.1:$SMTP_PORT" "$BIN" --once --db "$DB" \
-         --from envsync@e2e.test >"$WORK/userinfo.log" 2>&1 &&
+         --from envsync@e2e.test --message-id-domain e2e.test --smtp-allow-plaintext-auth \
+         >"$WORK/userinfo.log" 2>&1 &&
      grep -q "delivering via smtp://127.0.0.1:$SMTP_PORT" "$WORK/userinfo.log" &&
-     ! grep -q -e hunter2 -e smtpuser "$WORK/userinfo.log"'
+     grep -q "SMTP credentials go without TLS" "$WORK/userinfo.log" &&
+     ! grep -q -e hunter2 -e smtpuser "$WORK/userinfo.log" && row_is "$id" "status, attempts" "sent|1"'
 
 is "$(delivered_ids | wc -l) $(delivered_ids | sort -u | wc -l)" \
     "$(sql "SELECT count(*) || ' ' || count(*) FROM envsync.outbox WHERE status = 'sent'")" \
