@@ -151,6 +151,7 @@ StopSignal::StopSignal()
     if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) throw std::runtime_error("pipe2 failed");
     read_fd_ = fds[0];
     write_fd_ = stop_write_fd = fds[1];
+    stop_requested = 0;  // a stop asked of an earlier instance is not one of this one
     struct sigaction action {};
     action.sa_handler = on_stop_signal;
     sigemptyset(&action.sa_mask);
