@@ -87,6 +87,9 @@ Delivers the e-mails envsync queues in envsync.outbox.
                              Passwords come from PGPASSWORD or ~/.pgpass, never from here.
   --smtp-url URL             smtp://host[:port] or smtps://host[:port]; env ENVSYNC_SMTP_URL
   --smtp-starttls            require STARTTLS on an smtp:// connection
+  --smtp-allow-plaintext-auth
+                             send the SMTP user and password over smtp:// without
+                             STARTTLS (refused otherwise)
   --smtp-ca-file FILE        trust the CA certificates in FILE instead of the system store
   --smtp-password-file FILE  read the SMTP password from FILE
                              (or env ENVSYNC_SMTP_PASSWORD; user in env ENVSYNC_SMTP_USER)
@@ -133,6 +136,9 @@ CommandLine parse_command_line(const std::vector<std::string>& args, const EnvLo
         } else if (flag == "--smtp-starttls") {
             no_value();
             c.smtp.starttls = true;
+        } else if (flag == "--smtp-allow-plaintext-auth") {
+            no_value();
+            c.smtp.allow_plaintext_auth = true;
         } else if (flag == "--smtp-ca-file") {
             c.smtp.ca_file = value();
         } else if (flag == "--smtp-password-file") {
@@ -184,6 +190,11 @@ CommandLine parse_command_line(const std::vector<std::string>& args, const EnvLo
         throw ConfigError(fmt::format("invalid sender address: {}", *problem));
     if (!c.smtp.password.empty() && c.smtp.user.empty())
         throw ConfigError("an SMTP password needs a user name in ENVSYNC_SMTP_USER");
+    // libcurl authenticates whenever it has a user name, from ENVSYNC_SMTP_USER or the URL.
+    const bool credentials = !c.smtp.user.empty() || userinfo(c.smtp.url);
+    if (credentials && c.smtp.url.rfind("smtp://", 0) == 0 && !c.smtp.starttls && !c.smtp.allow_plaintext_auth)
+        throw ConfigError("refusing to send SMTP credentials without TLS: use smtps://, --smtp-starttls, or "
+                          "--smtp-allow-plaintext-auth if the connection to the relay is protected otherwise");
     if (c.message_id_domain.empty()) c.message_id_domain = c.smtp.from.substr(c.smtp.from.rfind('@') + 1);
     if (!mime::plain_domain(c.message_id_domain))
         throw ConfigError(fmt::format("invalid --message-id-domain '{}'", c.message_id_domain));

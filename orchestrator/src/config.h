@@ -14,6 +14,9 @@ namespace envsync {
 struct SmtpSettings {
     std::string url;  // smtp://host:port or smtps://host:port
     bool starttls = false;
+    // Lets credentials go over an smtp:// connection without STARTTLS (a relay on loopback or
+    // reached through a tunnel); without it such a configuration is refused.
+    bool allow_plaintext_auth = false;
     std::string ca_file;  // CA bundle for a relay with a private CA; empty: system store
     std::string user;
     std::string password;

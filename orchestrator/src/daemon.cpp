@@ -151,6 +151,7 @@ StopSignal::StopSignal()
     if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) throw std::runtime_error("pipe2 failed");
     read_fd_ = fds[0];
     write_fd_ = stop_write_fd = fds[1];
+    stop_requested = 0;  // a stop asked of an earlier instance is not one of this one
     struct sigaction action {};
     action.sa_handler = on_stop_signal;
     sigemptyset(&action.sa_mask);
@@ -182,6 +183,8 @@ int run(const Config& config, const StopSignal& stop)
     using namespace std::chrono_literals;
     log::info("delivering via {}{} as {}", redact_url(config.smtp.url),
               config.smtp.starttls ? " (STARTTLS required)" : "", config.smtp.from);
+    if (config.smtp.allow_plaintext_auth && !config.smtp.starttls && config.smtp.url.rfind("smtp://", 0) == 0)
+        log::warning("SMTP credentials go without TLS (--smtp-allow-plaintext-auth)");
     if (config.once) return run_once(config, stop);
 
     // Reconnect delays: 1 s, 2 s, 4 s ... at most a minute.

@@ -34,10 +34,10 @@ std::vector<std::string> with(std::vector<std::string> extra)
 }
 
 // Why the arguments were refused, or "accepted".
-std::string refusal(const std::vector<std::string>& args)
+std::string refusal(const std::vector<std::string>& args, const Env& env = {})
 {
     try {
-        parse(args);
+        parse(args, env);
     } catch (const ConfigError& e) {
         return e.what();
     }
@@ -102,27 +102,59 @@ TEST(Config, PasswordInsideDbOrUrlFlagIsRefused)
                   .find("refusing"),
               std::string::npos);
     // A user name alone is no secret; passwords in the environment are how it is meant to be done.
-    EXPECT_NO_THROW(parse({"--smtp-url", "smtp://user@mail.example.com", "--from", "a@example.com"}));
+    EXPECT_NO_THROW(parse({"--smtp-url", "smtps://user@mail.example.com", "--from", "a@example.com"}));
     EXPECT_EQ(parse(minimal, {{"ENVSYNC_DB_URL", "postgresql://mailer:secret@db/shop"}}).config.db,
               "postgresql://mailer:secret@db/shop");
 }
 
 TEST(Config, CredentialsFromEnvironmentOrFile)
 {
-    const auto c = parse(minimal, {{"ENVSYNC_SMTP_USER", "mailer"}, {"ENVSYNC_SMTP_PASSWORD", "pw"}}).config;
+    const auto c = parse(with({"--smtp-starttls"}), {{"ENVSYNC_SMTP_USER", "mailer"}, {"ENVSYNC_SMTP_PASSWORD", "pw"}})
+                       .config;
     EXPECT_EQ(c.smtp.user, "mailer");
     EXPECT_EQ(c.smtp.password, "pw");
 
     const std::string path = ::testing::TempDir() + "envsync-smtp-password";
     std::ofstream(path) << "from file\n";
-    const auto f = parse(with({"--smtp-password-file", path}), {{"ENVSYNC_SMTP_USER", "mailer"}}).config;
+    const auto f = parse(with({"--smtp-starttls", "--smtp-password-file", path}), {{"ENVSYNC_SMTP_USER", "mailer"}})
+                       .config;
     EXPECT_EQ(f.smtp.password, "from file");
-    EXPECT_THROW(parse(with({"--smtp-password-file", path}),
+    EXPECT_THROW(parse(with({"--smtp-starttls", "--smtp-password-file", path}),
                        {{"ENVSYNC_SMTP_USER", "mailer"}, {"ENVSYNC_SMTP_PASSWORD", "pw"}}),
                  ConfigError);
-    EXPECT_THROW(parse(with({"--smtp-password-file", path})), ConfigError) << "password without user";
+    EXPECT_THROW(parse(with({"--smtp-starttls", "--smtp-password-file", path})), ConfigError)
+        << "password without user";
     std::remove(path.c_str());
-    EXPECT_THROW(parse(with({"--smtp-password-file", path}), {{"ENVSYNC_SMTP_USER", "mailer"}}), ConfigError);
+    EXPECT_THROW(parse(with({"--smtp-starttls", "--smtp-password-file", path}), {{"ENVSYNC_SMTP_USER", "mailer"}}),
+                 ConfigError);
+}
+
+TEST(Config, CredentialsWithoutTlsAreRefusedUnlessAllowed)
+{
+    const Env credentials{{"ENVSYNC_SMTP_USER", "mailer"}, {"ENVSYNC_SMTP_PASSWORD", "secret"}};
+    // smtp:// without STARTTLS would send AUTH in clear.
+    const std::string message = refusal(minimal, credentials);
+    EXPECT_EQ(message, "refusing to send SMTP credentials without TLS: use smtps://, --smtp-starttls, or "
+                       "--smtp-allow-plaintext-auth if the connection to the relay is protected otherwise");
+    EXPECT_EQ(refusal({"--smtp-url", "smtp://mailer@mail.example.com", "--from", "a@example.com"}, {}), message)
+        << "a user name in the URL makes libcurl authenticate too";
+    EXPECT_EQ(refusal(minimal, {{"ENVSYNC_SMTP_URL", "smtp://mailer:secret@mail.example.com"}}), "accepted")
+        << "--smtp-url wins; the environment's URL is not used";
+    EXPECT_EQ(refusal({"--from", "a@example.com"}, {{"ENVSYNC_SMTP_URL", "smtp://mailer:secret@mail.example.com"}}),
+              message);
+
+    // TLS, or the flag that says exactly this, makes it acceptable.
+    EXPECT_EQ(refusal(with({"--smtp-starttls"}), credentials), "accepted");
+    EXPECT_EQ(refusal({"--smtp-url", "smtps://mail.example.com", "--from", "a@example.com"}, credentials), "accepted");
+    const auto allowed = parse(with({"--smtp-allow-plaintext-auth"}), credentials).config;
+    EXPECT_TRUE(allowed.smtp.allow_plaintext_auth);
+    EXPECT_EQ(allowed.smtp.password, "secret");
+    EXPECT_EQ(refusal(with({"--smtp-allow-plaintext-auth=yes"}), credentials),
+              "--smtp-allow-plaintext-auth takes no value");
+
+    // Without credentials there is nothing to protect: plain smtp:// stays allowed.
+    EXPECT_EQ(refusal(minimal, {}), "accepted");
+    EXPECT_FALSE(parse(minimal).config.smtp.allow_plaintext_auth);
 }
 
 TEST(Config, RejectsBadValues)
@@ -145,6 +177,7 @@ TEST(Config, HelpNeedsNoOtherSettings)
     EXPECT_TRUE(parse({"--help"}).help);
     EXPECT_TRUE(parse({"-h"}).help);
     EXPECT_NE(envsync::usage().find("--smtp-password-file"), std::string::npos);
+    EXPECT_NE(envsync::usage().find("--smtp-allow-plaintext-auth"), std::string::npos);
 }
 
 TEST(Config, RedactUrlStripsUserinfo)

@@ -7,6 +7,8 @@
 # Changes: 40 % new, 40 % modified, 20 % deleted records of a table of about 400-byte rows.
 # Each run is a transaction that is rolled back (on TEST too), so every repetition starts from
 # the same state; times are the server's (psql \timing), in a fresh session each, rounds rotated.
+# Afterwards one committed sync_apply must leave TEST's table row for row equal to PROD's, or
+# the benchmark fails.
 #   test/bench/apply.sh [changes, default 100000] [repetitions, default 5]
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -66,5 +68,29 @@ printf 'median s: sync_apply %s, baseline %s  (runs: %s | %s)\n' "$o" "$b" "${ou
 awk -v o="$o" -v b="$b" -v r="$(median "${ratios[*]}")" 'BEGIN {
     printf "sync_apply / baseline = %.2fx (median of rounds %.2fx; goal <= 2x)\n", o / b, r }'
 printf 'per-round ratios: %s\n' "${ratios[*]}"
+
+# The timed runs were rolled back. One committed run must leave TEST's table exactly as PROD's:
+# every row's text (under the same session settings on both sides) in key order.
+rows_of() {   # rows_of prod|test FILE: "id md5-of-the-row" per row
+    "psql_$1" -c "SET TimeZone = 'UTC'" -c "SET DateStyle = 'ISO, YMD'" -c "SET extra_float_digits = 1" \
+        -c "SELECT id || ' ' || md5(p::text) FROM bench.pages p ORDER BY id" >"$2"
+}
+wrong() { echo "WRONG: $*" >&2; exit 1; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+differing() {   # how many ids have a row on one side only or different rows on both
+    comm -3 <(sort "$work/prod") <(sort "$work/test") | awk '{ print $1 }' | sort -u | wc -l
+}
+rows_of prod "$work/prod"; rows_of test "$work/test"
+before=$(differing)
+[[ $before == "$count" ]] || wrong "before the synchronization $before records differ, not the $count changes"
+written=$(psql_prod -c "SELECT sum(inserted) || '/' || sum(updated) || '/' || sum(deleted) FROM sync_apply($id)")
+[[ $written == "$new/$modified/$deleted" ]] || wrong "the committed synchronization wrote $written, not $new/$modified/$deleted"
+rows_of prod "$work/prod"; rows_of test "$work/test"
+if [[ $(differing) != 0 ]] || ! cmp -s "$work/prod" "$work/test"; then
+    { diff "$work/prod" "$work/test" || true; } | head -n 20 >&2
+    wrong "after the committed synchronization TEST differs from PROD (first differences above: id md5, < PROD, > TEST)"
+fi
+echo "committed sync_apply: the $before differing records are equal now; TEST equals PROD, row for row ($(wc -l <"$work/test") rows)"
 
 bench_cleanup

@@ -4,7 +4,8 @@
 # by an equivalent PL/pgSQL trigger (the approach of trigger-based sync tools). Each round runs
 # the three back to back, in rotated order; the ratios are taken within each round and their
 # median reported, since absolute figures drift on shared machines.
-# synchronous_commit is off: with it on, WAL flushes hide any trigger cost.
+# synchronous_commit is off: with it on, WAL flushes hide any trigger cost. Afterwards the
+# tracked table's change log must hold exactly one entry per row written, or the benchmark fails.
 #
 #   test/bench/trigger_overhead.sh [seconds per run, default 10] [rounds, default 6]
 set -euo pipefail
@@ -61,6 +62,32 @@ CREATE TRIGGER track AFTER INSERT OR UPDATE OR DELETE ON bench.plpgsql
 SQL
 psql -X -q -c "VACUUM ANALYZE"
 
+# Every row written to the tracked table must have exactly one change-log entry. The server
+# counts the rows each statement really inserted, updated and deleted (an UPDATE or DELETE of a
+# random id may find no row, or one another client just deleted): pg_stat_user_tables, whose
+# counters also hold the initial load, made before tracking began.
+written() {   # rows "inserted updated deleted" in bench.tracked since the load
+    psql -X -At -c "SELECT (n_tup_ins - $rows) || ' ' || n_tup_upd || ' ' || n_tup_del
+                      FROM pg_stat_user_tables WHERE relid = 'bench.tracked'::regclass"
+}
+logged() {    # change-log entries of bench.tracked, "inserted updated deleted"
+    psql -X -At -c "SELECT count(*) FILTER (WHERE kind = 'I') || ' ' || count(*) FILTER (WHERE kind = 'U')
+                           || ' ' || count(*) FILTER (WHERE kind = 'D')
+                      FROM envsync.row_log JOIN envsync.tracked_tables USING (table_id)
+                     WHERE relid = 'bench.tracked'::regclass"
+}
+# Backends report their counts when their transaction or session ends, a moment later.
+settled() {   # settled WANT: waits up to 10 s for written() = WANT
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [[ $(written) == "$1" ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+settled "0 0 0" || { echo "WRONG: bench.tracked was written before the workload: $(written)" >&2; exit 1; }
+[[ $(logged) == "0 0 0" ]] || { echo "WRONG: change-log entries before the workload: $(logged)" >&2; exit 1; }
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for t in $variants; do
@@ -102,11 +129,18 @@ for round in $(seq "$rounds"); do
 done
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 u=$(median "${results[untracked]}"); c=$(median "${results[tracked]}"); p=$(median "${results[plpgsql]}")
-logged=$(psql -X -At -c "SELECT count(*) FROM envsync.row_log")
+entries=$(logged)
 echo
-printf 'median tps: untracked %.0f, envsync C++ trigger %.0f, PL/pgSQL trigger %.0f (%s entries logged)\n' "$u" "$c" "$p" "$logged"
+printf 'median tps: untracked %.0f, envsync C++ trigger %.0f, PL/pgSQL trigger %.0f\n' "$u" "$c" "$p"
 printf 'tracked / untracked        = %.3f  median of the rounds'"'"' ratios: %s  (goal >= 0.85)\n' \
     "$(median "${ratio_untracked[*]}")" "${ratio_untracked[*]}"
 printf 'tracked / PL/pgSQL trigger = %.3f  median of the rounds'"'"' ratios: %s  (goal > 1)\n' \
     "$(median "${ratio_plpgsql[*]}")" "${ratio_plpgsql[*]}"
+if ! settled "$entries"; then
+    echo "WRONG: rows written to the tracked table (inserted updated deleted): $(written);" \
+         "change-log entries: $entries" >&2
+    exit 1
+fi
+read -r ins upd del <<<"$entries"
+echo "change log: one entry per row written to the tracked table ($ins inserted, $upd updated, $del deleted)"
 psql -X -q -d postgres -c "DROP DATABASE $db"

@@ -7,7 +7,8 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 helpers=$repo/test/e2e/orchestrator
 py=/usr/bin/python3   # the interpreter that has aiosmtpd, whatever PATH says
 bin=${ENVSYNC_ORCHESTRATOR:-$repo/build/orchestrator/envsync-orchestrator}
-smtp_port=${ENVSYNC_E2E_SMTP_PORT:-56581}
+# A port the kernel has free now: a fixed one can be held by another program's connection.
+smtp_port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 work=$(mktemp -d /tmp/envsync-mail-e2e.XXXXXX)
 smtp_pid=
@@ -23,7 +24,7 @@ PYTHONDONTWRITEBYTECODE=1 "$py" -m aiosmtpd -n -l "127.0.0.1:$smtp_port" -c aios
     >"$work/smtp.log" 2>&1 &
 smtp_pid=$!
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$smtp_port") 2>/dev/null; }
-wait_for 10 listening || bail "aiosmtpd did not start"
+wait_for 10 listening || { diag "$(cat "$work/smtp.log")"; bail "aiosmtpd did not start on port $smtp_port"; }
 
 id=$(prod -c "SELECT sync_compare('test', 'prod')")
 is "$(prod -c "SELECT status FROM envsync.mail_status WHERE subject LIKE 'Comparison $id %'")" "pending" \

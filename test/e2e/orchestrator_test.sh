@@ -26,6 +26,8 @@ BIN=${ENVSYNC_ORCHESTRATOR:-$repo/build/orchestrator/envsync-orchestrator}
 
 WORK=$(mktemp -d /tmp/envsync-orchestrator-e2e.XXXXXX)
 MAILDIR=$WORK/maildir
+HOLD=$WORK/hold  # where the SMTP sink says it holds a mail, and where the test releases it
+mkdir "$HOLD"
 unset PGPASSWORD PGSERVICE PGOPTIONS
 SMTP_PID= ; DAEMON_A= ; DAEMON_B= ; ON_PROD=  # ON_PROD: PG* point at PROD
 
@@ -97,7 +99,7 @@ json_of() { "$PY" -c 'import json, sys; print(json.dumps(json.load(sys.stdin), e
 smtp_listening() { (exec 3<>"/dev/tcp/127.0.0.1/$SMTP_PORT") 2>/dev/null; }
 
 start_smtp() {
-    PYTHONPATH=$HELPERS "$PY" -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" \
+    ENVSYNC_SMTP_HOLD_DIR=$HOLD PYTHONPATH=$HELPERS "$PY" -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" \
         -c smtp_handler.RejectingMailbox "$MAILDIR" >>"$WORK/smtp.log" 2>&1 &
     SMTP_PID=$!
     wait_for 10 smtp_listening || bail "aiosmtpd did not start"
@@ -244,23 +246,71 @@ is "$(delivered_ids | grep -xF -f "$WORK/bulk-ids" | sort | uniq -c | awk '$1 ==
 diag "sync mails sent by daemon a: $(grep -c 'sent sync_succeeded' "$WORK/daemon-a.log"), by daemon b: $(grep -c 'sent sync_succeeded' "$WORK/daemon-b.log")"
 
 # --- SIGTERM while a message is in flight ---------------------------------------------------
-in_flight() {
-    [ "$(sql "SELECT count(*) FROM pg_stat_activity
-               WHERE application_name = 'envsync-orchestrator' AND datname = current_database()
-                 AND state = 'idle in transaction'")" -ge 1 ]
-}
-id=$(insert comparison_finished slow@example.test "Slow" "$comparison_payload")
-wait_for 10 in_flight || diag "the slow mail was never seen in flight"
-terminate "$DAEMON_A"; status_a=$?
-terminate "$DAEMON_B"; status_b=$?
+# The sink holds its reply to DATA for held@... (smtp_handler.py): once $HOLD/held names the
+# mail, it is provably in flight, and it stays so until $HOLD/release exists.
+held_is() { [ "$(cat "$HOLD/held" 2>/dev/null)" = "$(message_id "$1")" ]; }
+running() { local n=0 pid; for pid; do kill -0 "$pid" 2>/dev/null && n=$((n + 1)); done; echo "$n"; }
+id=$(insert comparison_finished held@example.test "Held" "$comparison_payload")
+ok "the held mail is in flight: the SMTP server has it and holds its reply" wait_for 10 held_is "$id"
+kill -TERM "$DAEMON_A" "$DAEMON_B"
+ok "SIGTERM: the idle daemon stops" wait_for 15 eval '[ "$(running "$DAEMON_A" "$DAEMON_B")" = 1 ]'
+is "$(running "$DAEMON_A" "$DAEMON_B") $(sql "SELECT status FROM envsync.outbox WHERE id = $id")" "1 pending" \
+    "SIGTERM: the daemon sending the held mail keeps waiting for the server's reply"
+touch "$HOLD/release"
+wait_for 15 eval '[ "$(running "$DAEMON_A" "$DAEMON_B")" = 0 ]'
+wait "$DAEMON_A"; status_a=$?
+wait "$DAEMON_B"; status_b=$?
 DAEMON_A= ; DAEMON_B=
 is "$status_a $status_b" "0 0" "SIGTERM: both daemons exit with status 0"
-ok "SIGTERM: the mail in flight was finished, recorded and sent once" eval \
-    'row_is "$id" "status, attempts" "sent|1" && copies_are "$id" 1'
+ok "SIGTERM: the mail in flight was finished, recorded as sent and delivered once" eval \
+    'row_is "$id" "status, attempts, sent_at IS NOT NULL" "sent|1|t" && copies_are "$id" 1'
+ok "SIGTERM: the daemon logged the mail as sent before it stopped" eval \
+    'grep -h -A1 "outbox $id: sent" "$WORK/daemon-a.log" "$WORK/daemon-b.log" | grep -q ": stopped$"'
 is "$(sql "SELECT (SELECT count(*) FROM pg_stat_activity
                      WHERE application_name = 'envsync-orchestrator' AND datname = current_database())
                || ' ' || (SELECT count(*) FROM envsync.outbox WHERE status = 'pending')")" "0 0" \
     "SIGTERM: no session or claimed row left behind"
+
+# --- killed after the SMTP server accepted a mail, before the commit ------------------------
+# A trigger makes the daemon's UPDATE to 'sent' of one row sleep: the mail is in the maildir
+# while its row is still pending in the daemon's open transaction. Then the daemon is killed.
+# client_connection_check_interval lets the server notice the dead client during the sleep.
+sql "CREATE TABLE public.stalled_mail (id bigint PRIMARY KEY);
+     CREATE FUNCTION public.stall_sent() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+         SET search_path = pg_catalog, pg_temp AS \$\$
+     BEGIN
+         IF NEW.status = 'sent' AND EXISTS (SELECT FROM public.stalled_mail WHERE id = NEW.id) THEN
+             PERFORM pg_sleep(300);
+         END IF;
+         RETURN NEW;
+     END \$\$;
+     CREATE TRIGGER stall_sent BEFORE UPDATE ON envsync.outbox
+         FOR EACH ROW EXECUTE FUNCTION public.stall_sent();" || bail "cannot install the stalling trigger"
+orchestrator_sessions() {
+    sql "SELECT count(*) || ' ' || count(*) FILTER (WHERE wait_event = 'PgSleep')
+           FROM pg_stat_activity WHERE application_name = 'envsync-orchestrator' AND datname = current_database()"
+}
+PGOPTIONS='-c client_connection_check_interval=100' start_daemon daemon-c; DAEMON_A=$!
+id=$(psql -X -qAt -v ON_ERROR_STOP=1 -v payload="$comparison_payload" <<'SQL'
+WITH mail AS (INSERT INTO envsync.outbox (kind, recipient, subject, payload)
+              VALUES ('comparison_finished', 'ops@example.test', 'Crash before commit', :'payload')
+              RETURNING id)
+INSERT INTO public.stalled_mail SELECT id FROM mail RETURNING id;
+SQL
+)
+crashed=$id
+ok "the SMTP server accepted the mail; the daemon is inside its transaction, not committed" \
+    wait_for 10 eval 'copies_are "$id" 1 && [ "$(orchestrator_sessions)" = "1 1" ]'
+kill -KILL "$DAEMON_A"; wait "$DAEMON_A" 2>/dev/null; DAEMON_A=
+ok "with the daemon killed, its transaction is rolled back: the row is pending, no attempt counted" \
+    wait_for 10 eval '[ "$(orchestrator_sessions)" = "0 0" ] && row_is "$id" "status, attempts" "pending|0"'
+sql "DELETE FROM public.stalled_mail"
+start_daemon daemon-d; DAEMON_A=$!
+ok "a restarted daemon sends it again and marks it sent once" \
+    wait_for 10 row_is "$id" "status, attempts, sent_at IS NOT NULL" "sent|1|t"
+ok "the mail arrived a second time, with the same Message-ID" wait_for 5 copies_are "$id" 2
+terminate "$DAEMON_A"; DAEMON_A=
+sql "DROP TRIGGER stall_sent ON envsync.outbox; DROP FUNCTION public.stall_sent(); DROP TABLE public.stalled_mail"
 
 # --- --once, and secrets kept off the command line and out of logs -------------------------
 for i in 1 2 3; do insert comparison_finished ops@example.test "Once $i" "$comparison_payload" >/dev/null; done
@@ -271,15 +321,26 @@ ok "--once delivers what is due and exits 0" eval \
 ok "a password flag is refused (exit 2) without echoing it" eval \
     '"$BIN" --db "$DB" --smtp-url "smtp://127.0.0.1:$SMTP_PORT" --from envsync@e2e.test \
          --smtp-password=hunter2 >"$WORK/refused.log" 2>&1; [ $? = 2 ] && ! grep -q hunter2 "$WORK/refused.log"'
-ok "userinfo of the SMTP URL is not logged" eval \
+id=$(insert comparison_finished ops@example.test "Credentials" "$comparison_payload")
+ok "credentials over smtp:// without STARTTLS are refused (exit 2), naming the flag, nothing sent" eval \
+    'ENVSYNC_SMTP_USER=smtpuser ENVSYNC_SMTP_PASSWORD=hunter2 "$BIN" --once --db "$DB" \
+         --smtp-url "smtp://127.0.0.1:$SMTP_PORT" --from envsync@e2e.test >"$WORK/plaintext.log" 2>&1
+     [ $? = 2 ] && grep -q "refusing to send SMTP credentials without TLS.*--smtp-allow-plaintext-auth" \
+         "$WORK/plaintext.log" && ! grep -q hunter2 "$WORK/plaintext.log" &&
+     row_is "$id" "status, attempts" "pending|0"'
+# The sink offers no AUTH, so libcurl delivers without authenticating: the flag is what lets
+# the daemon start at all with credentials on a plain connection.
+ok "with --smtp-allow-plaintext-auth it delivers; userinfo of the SMTP URL is not logged" eval \
     'ENVSYNC_SMTP_URL="smtp://smtpuser:hunter2@127.0.0.1:$SMTP_PORT" "$BIN" --once --db "$DB" \
-         --from envsync@e2e.test >"$WORK/userinfo.log" 2>&1 &&
+         --from envsync@e2e.test --message-id-domain e2e.test --smtp-allow-plaintext-auth \
+         >"$WORK/userinfo.log" 2>&1 &&
      grep -q "delivering via smtp://127.0.0.1:$SMTP_PORT" "$WORK/userinfo.log" &&
-     ! grep -q -e hunter2 -e smtpuser "$WORK/userinfo.log"'
+     grep -q "SMTP credentials go without TLS" "$WORK/userinfo.log" &&
+     ! grep -q -e hunter2 -e smtpuser "$WORK/userinfo.log" && row_is "$id" "status, attempts" "sent|1"'
 
-is "$(delivered_ids | wc -l) $(delivered_ids | sort -u | wc -l)" \
-    "$(sql "SELECT count(*) || ' ' || count(*) FROM envsync.outbox WHERE status = 'sent'")" \
-    "maildir holds exactly one message per sent row"
+is "$(delivered_ids | grep -cvxF "$(message_id "$crashed")") $(delivered_ids | sort -u | wc -l)" \
+    "$(sql "SELECT count(*) - 1 || ' ' || count(*) FROM envsync.outbox WHERE status = 'sent'")" \
+    "maildir holds exactly one message per sent row (two for the one killed before its commit)"
 
 # --- the cluster is left as it was ----------------------------------------------------------
 is "$(teardown 2>&1)" "0|0" "role mailer and database envsync_mail are dropped again"

@@ -6,6 +6,12 @@
 #   diag MESSAGE...         prints MESSAGE as TAP comment lines ("# ..."), counts nothing
 #   bail MESSAGE...         prints "Bail out! MESSAGE" and exits 1 (an EXIT trap still runs)
 #   wait_for SECS CMD...    retries CMD every 0.1 s: succeeds once CMD does, fails after SECS
+#   cluster_dir             prints the directory of test/cluster.sh's clusters (their logs)
+#   kill_deliberately SIGNAL PID
+#                           sends SIGNAL (KILL, SIGSEGV, 9...) to a server process of the test
+#                           clusters on purpose: first records "PID SIGNAL-NUMBER" in the
+#                           clusters' deliberate-kills, so that test/check_server_logs.sh (run by
+#                           test/run_all.sh) does not report the "terminated by signal" it causes
 tap_count=0
 tap_failures=0
 
@@ -58,4 +64,19 @@ wait_for() {
         ((SECONDS >= deadline)) && return 1
         sleep 0.1
     done
+}
+
+cluster_dir() {
+    if [[ -n ${ENVSYNC_CLUSTER_DIR:-} ]]; then echo "$ENVSYNC_CLUSTER_DIR"; return; fi
+    local settings   # cluster.sh's default; the socket directory, run/, is inside it
+    settings=$("$(dirname "${BASH_SOURCE[0]}")/../cluster.sh" env prod) || return 1
+    (eval "$settings" && dirname "$PGHOST")
+}
+
+kill_deliberately() {
+    local signal=$1 pid=$2 dir
+    [[ $signal =~ ^[0-9]+$ ]] || signal=$(kill -l "$signal") || return 1
+    dir=$(cluster_dir) || return 1
+    echo "$pid $signal" >>"$dir/deliberate-kills" || return 1
+    kill -s "$(kill -l "$signal")" "$pid"
 }
