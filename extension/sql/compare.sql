@@ -1,6 +1,20 @@
 -- Comparing two environments: the state kept per pair of environments, the comparisons and
 -- their changes for review, and sync_compare() itself.
 
+-- Progress of a long operation, for psql users and the admin UI: a NOTICE "step N of M: what",
+-- SQLSTATE EV100, whose DETAIL is a JSON object (operation, step, steps, what, and more).
+CREATE FUNCTION envsync.report_progress(operation text, step bigint, steps bigint, what text, more jsonb DEFAULT '{}')
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE NOTICE 'step % of %: %', step, steps, what
+        USING ERRCODE = 'EV100',
+              DETAIL = jsonb_build_object('operation', operation, 'step', step, 'steps', steps, 'what', what)
+                       || coalesce(more, '{}');
+END
+$$;
+COMMENT ON FUNCTION envsync.report_progress(text, bigint, bigint, text, jsonb) IS
+    'Reports a step of a comparison or synchronization as a NOTICE (SQLSTATE EV100, JSON detail)';
+
 -- Where an environment's rows, row hashes and change log of a table are read (quoted names),
 -- and the table's id there.
 CREATE FUNCTION envsync.reading(env text, tbl regclass, OUT rows_from text, OUT hashes_from text,
@@ -428,6 +442,7 @@ BEGIN
         changed_columns text[], source_row jsonb, target_row jsonb) ON COMMIT DROP;
     FOR v_table IN
         SELECT mt.module, t.table_id, t.relid, m.root_table,
+               row_number() OVER (ORDER BY mt.module, mt.position) AS step, count(*) OVER () AS steps,
                (SELECT fk.conkey FROM pg_constraint fk
                  WHERE fk.conrelid = t.relid AND fk.contype = 'f' AND fk.confrelid = m.root_table
                    AND t.relid <> m.root_table LIMIT 1) AS root_fk
@@ -437,6 +452,10 @@ BEGIN
          WHERE mt.module = ANY (v_all_modules)
          ORDER BY mt.module, mt.position
     LOOP
+        PERFORM envsync.report_progress('compare', v_table.step, v_table.steps,
+                                        format('comparing %s (%s)', v_table.relid, v_table.module),
+                                        jsonb_build_object('comparison_id', v_id, 'table', v_table.relid::text,
+                                                           'module', v_table.module));
         SELECT * INTO v_point FROM envsync.sync_points sp
          WHERE sp.env_a = v_env_a AND sp.env_b = v_env_b AND sp.table_id = v_table.table_id;
         -- Without a sync point (the pair's first comparison) every row is read; a forced full
@@ -583,3 +602,33 @@ $$;
 
 COMMENT ON FUNCTION sync_compare(text, text, text[], text, jsonb, boolean) IS
     'Compares the chosen modules of two environments (source first) and records every difference for review; returns the comparison id';
+
+-- The records of a module's root table (gallery folders) in an environment, to pick a
+-- comparison's scope from: their key as the scope takes it and the record as JSON.
+CREATE FUNCTION sync_scope_choices(environment text, module text)
+RETURNS TABLE (key text, record_key jsonb, record jsonb)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET row_security = off AS $$
+DECLARE
+    root regclass;
+    reading record;
+    key_names text[];
+BEGIN
+    PERFORM envsync.require_prod();
+    PERFORM envsync.require_module(module);
+    SELECT m.root_table INTO root FROM envsync.modules m WHERE m.name = sync_scope_choices.module;
+    IF root IS NULL THEN
+        RAISE EXCEPTION 'module "%" has no records to pick', module
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Only modules with a root table (sync_set_module_root) take a scope.';
+    END IF;
+    SELECT * INTO reading FROM envsync.reading(environment, root);
+    key_names := ARRAY(SELECT k.attname::text FROM envsync.key_columns(root) k ORDER BY k.ord);
+    RETURN QUERY EXECUTE format(
+        'SELECT r.row ->> $1[1], (SELECT jsonb_object_agg(k, r.row -> k) FROM unnest($1) k), r.row
+           FROM (SELECT envsync.row_json(t) AS row FROM %s t) r
+          ORDER BY r.row -> $1[1]', reading.rows_from)
+    USING key_names;
+END
+$$;
+COMMENT ON FUNCTION sync_scope_choices(text, text) IS
+    'The records of a module''s root table (gallery folders) in an environment, to choose a comparison''s scope from';

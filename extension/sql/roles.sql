@@ -38,7 +38,8 @@ BEGIN
         'sync_compare(text, text, text[], text, jsonb, boolean)',
         'sync_select(bigint, boolean, bigint[], text, text)',
         'sync_apply(bigint, boolean)', 'sync_revert(bigint)',
-        'sync_schedule(bigint, timestamptz, boolean)', 'sync_cancel(bigint)']::regprocedure[] LOOP
+        'sync_schedule(bigint, timestamptz, boolean)', 'sync_cancel(bigint)',
+        'sync_scope_choices(text, text)']::regprocedure[] LOOP
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO envsync_operator', f);
     END LOOP;
 END

@@ -141,6 +141,8 @@ BEGIN
     -- The source must still hold what was reviewed: no record written there since the
     -- comparison took its change log in. (The target is checked record by record as written.)
     IF s.reverts IS NULL THEN
+        PERFORM envsync.report_progress('apply', 1, 3, format('checking that environment "%s" is as compared', c.source),
+                                        jsonb_build_object('sync_id', sync_id));
         v_now := envsync.current_snapshot(c.source);   -- one read of the other server, for every table
         FOR t IN SELECT tt.table_id, tt.relid FROM envsync.module_tables mt JOIN envsync.tracked_tables tt USING (table_id)
                   WHERE mt.module = ANY (c.modules) ORDER BY tt.relid LOOP
@@ -163,6 +165,8 @@ BEGIN
     END IF;
 
     -- Staged there, then applied in one request.
+    PERFORM envsync.report_progress('apply', 2, 3, format('writing in environment "%s"', c.target),
+                                    jsonb_build_object('sync_id', sync_id));
     v_stage := '(run, table_id, key, op, expect_hash, new_row, new_hash)
                 SELECT $1, w.target_table_id, w.key, w.op, w.expect_hash, w.new_row, w.new_hash
                   FROM envsync.run_writes($1) w';
@@ -213,6 +217,7 @@ BEGIN
         ON CONFLICT DO NOTHING;
     END IF;
 
+    PERFORM envsync.report_progress('apply', 3, 3, 'recording what was written', jsonb_build_object('sync_id', sync_id));
     UPDATE envsync.sync_runs SET status = 'succeeded', finished_at = clock_timestamp(), summary = v_summary
      WHERE id = sync_id;
     IF NOT s.test_import THEN   -- a test import is recorded once undone
