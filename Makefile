@@ -14,7 +14,7 @@ SQL_PARTS    = schema catalog tracking environments modules operators outbox com
 DATA_built   = extension/$(EXTNAME)--$(EXTVERSION).sql
 DATA         = extension/$(EXTNAME).control
 
-REGRESS      = boundary row_hash catalog tracking syncs
+REGRESS      = boundary row_hash catalog tracking syncs security
 REGRESS_OPTS = --load-extension=postgres_fdw --load-extension=envsync
 
 PG_CONFIG   ?= pg_config

@@ -42,8 +42,13 @@ SELECT * FROM envsync.synced_tables ORDER BY module, position;
 -- Tracking is installed on each table, always enabled.
 SELECT tgrelid::regclass, tgname, tgenabled FROM pg_trigger
  WHERE tgname LIKE 'envsync%' ORDER BY tgrelid::regclass::text, tgname;
--- The hash view reads each table, filtered where asked.
-SELECT position($$(t.key ~~ 'mobile_app.%'::text)$$ IN pg_get_viewdef('envsync.row_hashes')) > 0 AS filtered;
+-- Each table is read filtered where asked: only the mobile app's settings are synced.
+INSERT INTO shop.system_settings VALUES ('mobile_app.theme', '"dark"'), ('mail.smtp_host', '"mx"');
+SELECT t.relid, h.key FROM envsync.row_hashes h JOIN envsync.tracked_tables t USING (table_id) ORDER BY 1, 2;
+SELECT r.key, r.row FROM envsync.tracked_tables t, envsync.table_rows(t.table_id, NULL) r
+ WHERE t.relid = 'shop.system_settings'::regclass;
+DELETE FROM shop.system_settings;
+DELETE FROM envsync.row_log;
 
 -- Refusals, each naming the culprit.
 SELECT sync_add_module('people', ARRAY['shop.users']::regclass[]);

@@ -65,10 +65,12 @@ DROP INDEX envsync.row_log_key;
 -- The ad hoc diff refuses a NULL key instead of reading it.
 SELECT * FROM envsync.diff_table('prod', 'prod', 'shop.cms_pages', ARRAY[NULL]::text[]);
 
--- Dropping a tracked table forgets it; the other tables stay tracked.
-DROP TABLE shop.product_categories CASCADE;
+-- Dropping a tracked table (nothing of envsync's depends on it) forgets it; the other tables
+-- stay tracked.
+DROP TABLE shop.product_categories;
 SELECT module, table_name FROM envsync.synced_tables WHERE module = 'catalogue';
-SELECT pg_get_viewdef('envsync.row_hashes') LIKE '%product_categories%' AS still_in_hash_view;
+SELECT count(*) AS hashes_of_dropped_table FROM envsync.row_hashes h
+ WHERE NOT EXISTS (SELECT FROM envsync.tracked_tables t WHERE t.table_id = h.table_id);
 INSERT INTO shop.cms_pages (id, slug) VALUES (5, 'y');
 SELECT count(*) FROM envsync.row_log WHERE key = '{5}';
 

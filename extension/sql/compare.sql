@@ -15,9 +15,9 @@ $$;
 COMMENT ON FUNCTION envsync.report_progress(text, bigint, bigint, text, jsonb) IS
     'Reports a step of a comparison or synchronization as a NOTICE (SQLSTATE EV100, JSON detail)';
 
--- Where an environment's rows, row hashes and change log of a table are read (quoted names),
--- and the table's id there.
-CREATE FUNCTION envsync.reading(env text, tbl regclass, OUT rows_from text, OUT hashes_from text,
+-- Where an environment's row hashes, read requests and change log are read (quoted names: its
+-- link schema's foreign tables, or envsync's own here), and the table's id there.
+CREATE FUNCTION envsync.reading(env text, tbl regclass, OUT hashes_from text, OUT requests_from text,
                                 OUT log_from text, OUT table_id integer)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -36,15 +36,39 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Add it to a module with sync_add_module().';
     END IF;
-    IF e.server IS NULL THEN
-        rows_from := tbl::text;
-        hashes_from := 'envsync.row_hashes';
-        log_from := 'envsync.row_log';
-    ELSE
-        log_from := format('%I.row_log', e.link_schema);
-        rows_from := format('%I.%I', e.link_schema, envsync.link_table_name(tbl));
-        hashes_from := format('%I.row_hashes', e.link_schema);
+    hashes_from := format('%I.row_hashes', coalesce(e.link_schema, 'envsync'));
+    requests_from := CASE WHEN e.link_schema IS NOT NULL THEN format('%I.read_requests', e.link_schema) END;
+    log_from := format('%I.row_log', coalesce(e.link_schema, 'envsync'));
+END
+$$;
+
+-- The rows of a table in an environment with the given keys (all when NULL), read where they
+-- live as the table's owner: the SQL of a FROM item giving key text[], hash and the row as JSON,
+-- with the keys as the parameter numbered keys_param.
+CREATE FUNCTION envsync.rows_sql(env text, tbl regclass, keys_param integer) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+BEGIN
+    SELECT * INTO r FROM envsync.reading(env, tbl);
+    IF r.requests_from IS NULL THEN
+        RETURN format('envsync.table_rows(%s, $%s)', r.table_id, keys_param);
     END IF;
+    RETURN format('(SELECT ARRAY(SELECT jsonb_array_elements_text(e -> ''key'')) AS key, (e ->> ''hash'')::bigint AS hash,
+                           e -> ''row'' AS row
+                      FROM envsync.request_rows(%L, %s, $%s) AS e)', r.requests_from, r.table_id, keys_param);
+END
+$$;
+
+-- Asks another environment for rows (its read_requests): one round trip, the answer a JSON array.
+CREATE FUNCTION envsync.request_rows(requests_from text, table_id integer, keys text[]) RETURNS SETOF jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    answer jsonb;
+BEGIN
+    EXECUTE format('INSERT INTO %s (table_id, keys) VALUES ($1, $2) RETURNING rows', requests_from)
+       INTO answer USING table_id, keys;
+    RETURN QUERY SELECT jsonb_array_elements(answer);
 END
 $$;
 
@@ -52,11 +76,7 @@ CREATE FUNCTION envsync.diff_table(source text, target text, tbl regclass, keys 
 RETURNS TABLE (key text[], source_hash bigint, target_hash bigint, changed_columns text[],
                source_row jsonb, target_row jsonb)
     AS 'MODULE_PATHNAME', 'envsync_diff_table'
-    LANGUAGE C CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
-    -- The rows' text forms do not depend on the session; no row security policy is evaluated
-    -- (a table it would apply to is an error instead).
-    SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET TimeZone = 'UTC' SET extra_float_digits = 1
-    SET bytea_output = 'hex' SET lc_monetary = 'C' SET row_security = off;
+    LANGUAGE C CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION envsync.diff_table(text, text, regclass, text[]) IS
     'Records of a table whose content differs between two environments: all (keys NULL) or among the given keys (''{42}'')';
 
@@ -313,10 +333,6 @@ BEGIN
             RAISE EXCEPTION 'table "%" differs between environments "%" and "%"', tbl, local_env, e.name
                 USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = difference,
                       HINT = 'Make the table identical in every environment, then compare again.';
-        END IF;
-        IF (SELECT et.link_shape FROM envsync.environment_tables et JOIN envsync.tracked_tables t USING (table_id)
-             WHERE et.environment = e.name AND t.relid = tbl) IS DISTINCT FROM local_shape THEN
-            PERFORM envsync.link_table(e.name, tbl);
         END IF;
     END LOOP;
 END
@@ -607,10 +623,9 @@ COMMENT ON FUNCTION sync_compare(text, text, text[], text, jsonb, boolean) IS
 -- comparison's scope from: their key as the scope takes it and the record as JSON.
 CREATE FUNCTION sync_scope_choices(environment text, module text)
 RETURNS TABLE (key text, record_key jsonb, record jsonb)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET row_security = off AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     root regclass;
-    reading record;
     key_names text[];
 BEGIN
     PERFORM envsync.require_prod();
@@ -621,13 +636,11 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Only modules with a root table (sync_set_module_root) take a scope.';
     END IF;
-    SELECT * INTO reading FROM envsync.reading(environment, root);
     key_names := ARRAY(SELECT k.attname::text FROM envsync.key_columns(root) k ORDER BY k.ord);
     RETURN QUERY EXECUTE format(
         'SELECT r.row ->> $1[1], (SELECT jsonb_object_agg(k, r.row -> k) FROM unnest($1) k), r.row
-           FROM (SELECT envsync.row_json(t) AS row FROM %s t) r
-          ORDER BY r.row -> $1[1]', reading.rows_from)
-    USING key_names;
+           FROM %s AS r ORDER BY r.row -> $1[1]', envsync.rows_sql(environment, root, 2))
+    USING key_names, NULL::text[];
 END
 $$;
 COMMENT ON FUNCTION sync_scope_choices(text, text) IS

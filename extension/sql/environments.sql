@@ -93,6 +93,9 @@ BEGIN
     EXECUTE format('CREATE FOREIGN TABLE %I.apply_requests (run bigint, environment text, move_sequences boolean, '
                    'result jsonb) '
                    'SERVER %I OPTIONS (schema_name ''envsync'', table_name ''apply_requests'')', link, server);
+    -- Reading records there: the answer comes back in the returned row.
+    EXECUTE format('CREATE FOREIGN TABLE %I.read_requests (table_id integer, keys text[], rows jsonb) '
+                   'SERVER %I OPTIONS (schema_name ''envsync'', table_name ''read_requests'')', link, server);
     -- Asynchronous: the other server hashes its rows while this one hashes its own.
     EXECUTE format('CREATE FOREIGN TABLE %I.row_hashes (table_id integer, key text, hash bigint) '
                    'SERVER %I OPTIONS (schema_name ''envsync'', table_name ''row_hashes'', fetch_size ''10000'', '
@@ -134,10 +137,10 @@ COMMENT ON FUNCTION sync_add_environment(text, text) IS
     'Registers an environment: this database when server is NULL (prod on the production database), else the database behind a postgres_fdw server';
 
 -- Run in every non-production environment, for the role its user mapping on PROD uses, with the
--- tables PROD may synchronize here (again for tables added later). The role may then read
--- those tables, have them tracked and have PROD's synchronizations written into them, nothing
--- more: the writes themselves are envsync's, made as each table's owner. Its sessions here run
--- with row_security = off, so no row-level security policy of a table ever runs as this role.
+-- tables PROD may synchronize here (again for tables added later). The role reaches only
+-- envsync's relations here, and through them only these tables: it has them tracked, reads them
+-- and has PROD's synchronizations written into them, every read and write made by envsync as
+-- each table's owner. It needs no privilege on the tables themselves.
 CREATE FUNCTION sync_grant_link(role_name regrole, tables regclass[] DEFAULT '{}') RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -148,21 +151,17 @@ BEGIN
         RAISE EXCEPTION 'a link role is required' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     INSERT INTO envsync.link_roles VALUES (link) ON CONFLICT DO NOTHING;
-    PERFORM envsync.rebuild_row_hashes();   -- creates the view if need be, granted to the role
-    EXECUTE format('GRANT SELECT ON envsync.about, envsync.tracked_shapes TO %I', link);
-    EXECUTE format('GRANT EXECUTE ON FUNCTION envsync.table_shape(regclass), envsync.key_columns(regclass) TO %I',
-                   link);   -- read by envsync.tracked_shapes
+    EXECUTE format('GRANT SELECT ON envsync.about, envsync.tracked_shapes, envsync.row_hashes TO %I', link);
     EXECUTE format('GRANT SELECT, DELETE ON envsync.row_log TO %I', link);
-    EXECUTE format('GRANT SELECT, INSERT ON envsync.track_requests, envsync.apply_requests TO %I', link);
+    EXECUTE format('GRANT SELECT, INSERT ON envsync.track_requests, envsync.apply_requests, envsync.read_requests TO %I',
+                   link);
     EXECUTE format('GRANT INSERT ON envsync.apply_stage TO %I', link);
-    EXECUTE format('ALTER ROLE %I IN DATABASE %I SET row_security = off', link, current_database());
+    -- called by the views it reads
+    EXECUTE format('GRANT EXECUTE ON FUNCTION envsync.table_shape(regclass), envsync.key_columns(regclass), '
+                   'envsync.table_hashes(integer), envsync.readable_table(integer, text) TO %I', link);
     FOREACH tbl IN ARRAY coalesce(tables, '{}') LOOP
         PERFORM envsync.check_trackable(tbl, NULL, NULL);
         INSERT INTO envsync.link_tables (role_name, relid) VALUES (link, tbl) ON CONFLICT DO NOTHING;
-        EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I',
-                       (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                         WHERE c.oid = tbl), link);
-        EXECUTE format('GRANT SELECT ON %s TO %I', tbl, link);
     END LOOP;
 END
 $$;

@@ -13,7 +13,6 @@ CREATE TABLE envsync.environment_tables (
     environment     text NOT NULL REFERENCES envsync.environments ON DELETE CASCADE,
     table_id        integer NOT NULL REFERENCES envsync.tracked_tables ON DELETE CASCADE,
     remote_table_id integer NOT NULL,
-    link_shape      jsonb,    -- the table's shape when its foreign table was made
     PRIMARY KEY (environment, table_id)
 );
 COMMENT ON TABLE envsync.environment_tables IS 'Where each synced table is tracked, and under which id';
@@ -40,45 +39,6 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
              THEN format('The primary key is (%s) in environment "%s" but (%s) in environment "%s".',
                          (SELECT string_agg(k, ', ') FROM jsonb_array_elements_text(a->'key') k), a_env,
                          (SELECT string_agg(k, ', ') FROM jsonb_array_elements_text(b->'key') k), b_env) END)
-$$;
-
--- The name of a table's foreign table in a link schema: "schema.table", or where that would not
--- fit in an identifier, "table N" (its id here).
-CREATE FUNCTION envsync.link_table_name(tbl regclass) RETURNS name
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE WHEN octet_length(n.nspname) + octet_length(c.relname) < 63 THEN n.nspname || '.' || c.relname
-                ELSE 'table ' || (SELECT t.table_id FROM envsync.tracked_tables t WHERE t.relid = tbl) END
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl
-$$;
-COMMENT ON FUNCTION envsync.link_table_name(regclass) IS 'The name of a synced table''s foreign table in a link schema';
-
--- The table in another environment, as a foreign table in its link schema.
-CREATE FUNCTION envsync.link_table(env text, tbl regclass) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    e envsync.environments;
-    nsp name;
-    rel name;
-    foreign_name name := envsync.link_table_name(tbl);
-BEGIN
-    SELECT * INTO e FROM envsync.environments WHERE name = env;
-    SELECT n.nspname, c.relname INTO nsp, rel
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
-    IF to_regclass(format('%I.%I', e.link_schema, foreign_name)) IS NOT NULL THEN
-        EXECUTE format('DROP FOREIGN TABLE %I.%I', e.link_schema, foreign_name);
-    END IF;
-    EXECUTE format('CREATE FOREIGN TABLE %I.%I (%s) SERVER %I '
-                   'OPTIONS (schema_name %L, table_name %L, fetch_size ''10000'', batch_size ''1000'', '
-                   'async_capable ''true'')',
-                   e.link_schema, foreign_name,
-                   (SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', '
-                                      ORDER BY a.attnum)
-                      FROM pg_attribute a WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped),
-                   e.server, nsp, rel);
-    UPDATE envsync.environment_tables et SET link_shape = envsync.table_shape(tbl)
-      FROM envsync.tracked_tables t
-     WHERE et.environment = env AND t.table_id = et.table_id AND t.relid = tbl;
-END
 $$;
 
 -- Tracks a table in this database and every other environment (keeping its row filter) and
@@ -127,7 +87,6 @@ BEGIN
         INSERT INTO envsync.environment_tables (environment, table_id, remote_table_id)
         VALUES (env.name, local_id, remote_id)
         ON CONFLICT (environment, table_id) DO UPDATE SET remote_table_id = EXCLUDED.remote_table_id;
-        PERFORM envsync.link_table(env.name, tbl);
     END LOOP;
     RETURN local_id;
 END

@@ -9,8 +9,9 @@ BEGIN
 END
 $$;
 -- Functions are executable by PUBLIC unless revoked: every function of envsync is revoked here,
--- but the content hash, a pure function of a row that apply statements run by table owners call.
--- What operators and link roles may call is granted to them by name.
+-- but the content hash and the JSON form of a row, pure functions of a row that the reads and
+-- writes envsync makes as a table's owner call. What operators and link roles may call is
+-- granted to them by name.
 DO $$
 DECLARE
     f regprocedure;
@@ -19,7 +20,7 @@ BEGIN
               WHERE d.classid = 'pg_proc'::regclass AND d.deptype = 'e'
                 AND d.refclassid = 'pg_extension'::regclass
                 AND d.refobjid = (SELECT e.oid FROM pg_extension e WHERE e.extname = 'envsync')
-                AND d.objid <> 'envsync.row_hash(record)'::regprocedure LOOP
+                AND d.objid NOT IN ('envsync.row_hash(record)'::regprocedure, 'envsync.row_json(record)'::regprocedure) LOOP
         EXECUTE format('REVOKE EXECUTE ON ROUTINE %s FROM PUBLIC', f);
     END LOOP;
 END

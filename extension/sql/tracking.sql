@@ -113,11 +113,6 @@ BEGIN
 END
 $$;
 
--- envsync.row_hashes: (table_id, key, hash) of every synced row of every tracked table, one
--- UNION ALL branch per table; a query for one table_id reads that table only. It is built by
--- rebuild_row_hashes() outside the extension script, so that it is not a member: pg_dump keeps
--- it with the tables it reads, and DROP TABLE ... CASCADE of a tracked table drops the view,
--- not the whole extension (the sql_drop event trigger below builds it again).
 CREATE TABLE envsync.link_roles (
     role_name name PRIMARY KEY
 );
@@ -132,35 +127,87 @@ CREATE TABLE envsync.link_tables (
 );
 COMMENT ON TABLE envsync.link_tables IS 'Tables opened to synchronization by each link role (sync_grant_link)';
 
-CREATE FUNCTION envsync.rebuild_row_hashes() RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+-- Reading a synced table (table_read.cpp runs the query as the table's owner): who may read
+-- which table, as whom, and the query. Another environment's link role reads only the tables
+-- opened to it. what: 'hashes' (key as text: a single key column's, else the text[] form, and
+-- content hash of every synced row) or 'rows' (key text[], hash and the row as JSON, of the rows
+-- whose keys, each the text of its text[] form, are in $1; all rows when $1 is NULL).
+CREATE FUNCTION envsync.readable_table(table_id integer, what text, OUT owner oid, OUT query text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    branches text;
-    link name;
+    t envsync.tracked_tables;
+    key_text text;
+    key_array text;
+    key_match text;
+    filter text;
 BEGIN
-    -- The key as text: the column's for a single-column key, else the text[] form.
-    SELECT string_agg(format('SELECT %s::integer AS table_id, %s AS key, envsync.row_hash(t) AS hash FROM %s t%s',
-                             tt.table_id,
-                             (SELECT CASE WHEN count(*) = 1 THEN format('t.%I::text', min(k.attname))
-                                          ELSE format('ARRAY[%s]::text',
-                                                      string_agg(format('t.%I::text', k.attname), ', ' ORDER BY k.ord))
-                                     END
-                                FROM envsync.key_columns(tt.relid) k),
-                             tt.relid,
-                             CASE WHEN tt.filter_column IS NOT NULL
-                                  THEN format(' WHERE t.%I LIKE %L', tt.filter_column, tt.filter_pattern)
-                                  ELSE '' END),
-                      ' UNION ALL ' ORDER BY tt.table_id)
-      INTO branches
-      FROM envsync.tracked_tables tt;
-    EXECUTE 'CREATE OR REPLACE VIEW envsync.row_hashes AS '
-            || coalesce(branches, 'SELECT NULL::integer AS table_id, NULL::text AS key, NULL::bigint AS hash WHERE false');
-    COMMENT ON VIEW envsync.row_hashes IS 'Key and content hash of every synced row, by tracked table';
-    FOR link IN SELECT role_name FROM envsync.link_roles LOOP
-        EXECUTE format('GRANT SELECT ON envsync.row_hashes TO %I', link);
-    END LOOP;
+    SELECT * INTO t FROM envsync.tracked_tables tt WHERE tt.table_id = readable_table.table_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table id % is not tracked in this database', table_id
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Compare the environments again.';
+    END IF;
+    IF EXISTS (SELECT FROM envsync.link_roles l WHERE l.role_name = session_user)
+       AND NOT EXISTS (SELECT FROM envsync.link_tables lt WHERE lt.role_name = session_user AND lt.relid = t.relid) THEN
+        RAISE EXCEPTION 'table % is not open to synchronization by role "%" in this database', t.relid, session_user
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('Here, run SELECT sync_grant_link(%L, ARRAY[%L]::regclass[]);', session_user, t.relid::text);
+    END IF;
+    owner := (SELECT c.relowner FROM pg_class c WHERE c.oid = t.relid);
+    SELECT CASE WHEN count(*) = 1 THEN format('t.%I::text', min(k.attname))
+                ELSE format('ARRAY[%s]::text', string_agg(format('t.%I::text', k.attname), ', ' ORDER BY k.ord)) END,
+           format('ARRAY[%s]', string_agg(format('t.%I::text', k.attname), ', ' ORDER BY k.ord)),
+           -- each key column by the index (= ANY of its values), then the exact keys
+           string_agg(format('t.%I = ANY (ARRAY(SELECT (lit::text[])[%s]::%s FROM unnest($1) AS lit))',
+                             k.attname, k.ord, format_type(k.atttypid, -1)), ' AND ' ORDER BY k.ord)
+      INTO key_text, key_array, key_match
+      FROM envsync.key_columns(t.relid) k;
+    filter := CASE WHEN t.filter_column IS NOT NULL
+                   THEN format(' AND t.%I LIKE %L', t.filter_column, t.filter_pattern) ELSE '' END;
+    query := CASE what
+        WHEN 'hashes' THEN format('SELECT %s AS key, envsync.row_hash(t) AS hash FROM %s t WHERE true%s',
+                                  key_text, t.relid, filter)
+        WHEN 'rows' THEN format('SELECT %s AS key, envsync.row_hash(t) AS hash, envsync.row_json(t) AS row FROM %s t '
+                                'WHERE ($1 IS NULL OR %s AND %s::text = ANY ($1))%s',
+                                key_array, t.relid, key_match, key_array, filter) END;
 END
 $$;
+COMMENT ON FUNCTION envsync.readable_table(integer, text) IS
+    'Who may read a synced table (another environment only the tables opened to it), as which owner, with which query';
+
+CREATE FUNCTION envsync.table_hashes(table_id integer) RETURNS TABLE (key text, hash bigint)
+    AS 'MODULE_PATHNAME', 'envsync_table_hashes' LANGUAGE C STRICT;
+COMMENT ON FUNCTION envsync.table_hashes(integer) IS
+    'Key and content hash of every synced row of a tracked table, read as the table''s owner';
+
+CREATE FUNCTION envsync.table_rows(table_id integer, keys text[]) RETURNS TABLE (key text[], hash bigint, "row" jsonb)
+    AS 'MODULE_PATHNAME', 'envsync_table_rows' LANGUAGE C CALLED ON NULL INPUT;
+COMMENT ON FUNCTION envsync.table_rows(integer, text[]) IS
+    'The synced rows of a tracked table with the given keys (all if NULL), read as the table''s owner';
+
+-- What another environment reads in a full comparison: each server hashes its own rows. A query
+-- for one table_id reads that table only; nothing here depends on the synced tables themselves.
+CREATE VIEW envsync.row_hashes AS
+    SELECT t.table_id, h.key, h.hash
+      FROM envsync.tracked_tables t CROSS JOIN LATERAL envsync.table_hashes(t.table_id) h;
+COMMENT ON VIEW envsync.row_hashes IS 'Key and content hash of every synced row, by tracked table';
+
+-- What another environment reads of particular records: it inserts the table's id and the keys,
+-- and the trigger answers in the returned row (RETURNING rows: a JSON array of {key, hash, row}).
+-- Nothing is stored: it is a view.
+CREATE VIEW envsync.read_requests AS
+    SELECT NULL::integer AS table_id, NULL::text[] AS keys, NULL::jsonb AS rows WHERE false;
+COMMENT ON VIEW envsync.read_requests IS
+    'Requests for the synced rows of a table with given keys, answered in the returned row (nothing is stored)';
+CREATE FUNCTION envsync.read_request() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    NEW.rows := (SELECT coalesce(jsonb_agg(jsonb_build_object('key', r.key, 'hash', r.hash, 'row', r.row)), '[]')
+                   FROM envsync.table_rows(NEW.table_id, NEW.keys) r);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER read_request INSTEAD OF INSERT ON envsync.read_requests
+    FOR EACH ROW EXECUTE FUNCTION envsync.read_request();
 
 -- Tracking is switched on by inserting a request: PROD does so in its own database and, through
 -- postgres_fdw, in every other environment's, so nobody has to log in to TEST to configure it.
@@ -211,7 +258,6 @@ BEGIN
         EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER envsync_track, '
                        'ENABLE ALWAYS TRIGGER envsync_track_truncate', tbl);
     END IF;
-    PERFORM envsync.rebuild_row_hashes();
     NEW.shape := envsync.table_shape(tbl);
     RETURN NEW;
 EXCEPTION WHEN lock_not_available THEN
@@ -241,7 +287,7 @@ CREATE VIEW envsync.tracked_changes AS
 COMMENT ON VIEW envsync.tracked_changes IS
     'Records written since their changes were last taken in: how (inserted, updated, deleted), when, and whether by users or by envsync';
 
--- A dropped table is no longer tracked (its module loses it); the hash view forgets it.
+-- A dropped table is no longer tracked: its module loses it.
 -- It runs for every role's DROP, so it runs as envsync's owner: a role with no rights on envsync
 -- drops its own tables as it always could.
 CREATE FUNCTION envsync.forget_dropped_tables() RETURNS event_trigger
@@ -256,9 +302,6 @@ BEGIN
     DELETE FROM envsync.tracked_tables t
      USING pg_event_trigger_dropped_objects() d
      WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = t.relid;
-    IF FOUND THEN
-        PERFORM envsync.rebuild_row_hashes();
-    END IF;
 END
 $$;
 CREATE EVENT TRIGGER envsync_forget_dropped_tables ON sql_drop

@@ -19,10 +19,68 @@ void forget_shapes(Datum, Oid relid) {
             entry.second.stale = true;
 }
 
-// A constant per position keeps NULLs apart from any value and columns from each other.
+// Keeps a NULL apart from any value of the column.
 constexpr uint64_t null_marker = 0x9e3779b97f4a7c15ULL;
 
+// A strong 64-bit mix (the finalizer of MurmurHash3): column hashes are summed, so each must
+// be spread over all bits.
+uint64_t mix(uint64_t h) {
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+// Whether a type's values hash the same on every server with the type's own hash function:
+// PostgreSQL's own base and range types, arrays of them included (a domain by its base type).
+// The same rule decides which columns another environment's rows are read with as they are
+// (envsync.transport_type), so that both sides of a comparison hash a value the same way.
+bool hashes_natively(Oid type) {
+    type = getBaseType(type);
+    char kind = get_typtype(type);
+    return type < FirstNormalObjectId && (kind == TYPTYPE_BASE || kind == TYPTYPE_RANGE);
+}
+
+pg_tz *utc_zone() {
+    static pg_tz *utc = nullptr;
+    if (utc == nullptr)
+        utc = pg_tzset("UTC");
+    return utc;
+}
+
 }  // namespace
+
+char *text_form(const FmgrInfo &output, Datum value) {
+    int date_style = DateStyle, date_order = DateOrder, interval_style = IntervalStyle;
+    int float_digits = extra_float_digits, bytea_format = bytea_output;
+    pg_tz *zone = session_timezone;
+    pg_tz *utc = utc_zone();
+    char *volatile text = nullptr;
+    PG_TRY();
+    {
+        DateStyle = USE_ISO_DATES;
+        DateOrder = DATEORDER_YMD;
+        IntervalStyle = INTSTYLE_POSTGRES;
+        extra_float_digits = 1;  // the shortest text that reads back exactly
+        bytea_output = BYTEA_OUTPUT_HEX;
+        if (utc)
+            session_timezone = utc;
+        text = OutputFunctionCall(const_cast<FmgrInfo *>(&output), value);
+    }
+    PG_FINALLY();
+    {
+        DateStyle = date_style;
+        DateOrder = date_order;
+        IntervalStyle = interval_style;
+        extra_float_digits = float_digits;
+        bytea_output = bytea_format;
+        session_timezone = zone;
+    }
+    PG_END_TRY();
+    return text;
+}
 
 namespace {
 
@@ -55,9 +113,14 @@ RowShape read_columns(TupleDesc desc) {
             }
             columns[i].typlen = att->attlen;
             columns[i].typbyval = att->attbyval;
-            TypeCacheEntry *type = lookup_type_cache(att->atttypid, TYPECACHE_HASH_EXTENDED_PROC_FINFO);
-            if (OidIsValid(type->hash_extended_proc))
-                columns[i].hash_fn = &type->hash_extended_proc_finfo;
+            const char *name = NameStr(att->attname);
+            columns[i].name_seed = hash_bytes_extended(reinterpret_cast<const unsigned char *>(name),
+                                                       strlen(name), 0);
+            if (hashes_natively(att->atttypid)) {
+                TypeCacheEntry *type = lookup_type_cache(att->atttypid, TYPECACHE_HASH_EXTENDED_PROC_FINFO);
+                if (OidIsValid(type->hash_extended_proc))
+                    columns[i].hash_fn = &type->hash_extended_proc_finfo;
+            }
             Oid output_fn;
             bool varlena;
             getTypeOutputInfo(att->atttypid, &output_fn, &varlena);
@@ -117,20 +180,20 @@ uint64_t row_hash(const RowShape &shape, const Datum *values, const bool *nulls)
         const ColumnReader &column = shape.columns[i];
         if (column.dropped)
             continue;
-        uint64_t seed = i + 1;
+        uint64_t seed = column.name_seed;
         uint64_t value_hash;
         if (nulls[i]) {
-            value_hash = null_marker * seed;
+            value_hash = seed ^ null_marker;
         } else if (column.hash_fn) {
             value_hash = DatumGetUInt64(FunctionCall2Coll(column.hash_fn, column.collation,
                                                           values[i], UInt64GetDatum(seed)));
         } else {
-            char *text = OutputFunctionCall(const_cast<FmgrInfo *>(&column.output), values[i]);
+            char *text = text_form(column.output, values[i]);
             value_hash = hash_bytes_extended(reinterpret_cast<const unsigned char *>(text),
                                              strlen(text), seed);
             pfree(text);
         }
-        hash = hash_combine64(hash, value_hash);
+        hash += mix(value_hash ^ seed);  // a sum: the order of the columns plays no part
     }
     return hash;
 }
@@ -173,7 +236,7 @@ JsonbValue json_value(const ColumnReader &column, Datum datum) {
         value.val.binary.len = static_cast<int>(VARSIZE(document) - VARHDRSZ);
         return value;
     }
-    char *text = OutputFunctionCall(const_cast<FmgrInfo *>(&column.output), datum);
+    char *text = text_form(column.output, datum);
     // NaN and the infinities have no JSON number: they stay strings, as to_jsonb keeps them.
     if (column.json_kind == JsonKind::number && strcmp(text, "NaN") != 0 && strcmp(text, "Infinity") != 0 &&
         strcmp(text, "-Infinity") != 0) {

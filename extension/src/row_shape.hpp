@@ -1,11 +1,16 @@
-// How envsync reads a row: its content hash and its key (the primary key, "internal ID").
+// How envsync reads a row: its content hash, its JSON form and its key (the primary key,
+// the "internal ID").
 //
-// The content hash combines, column by column, each type's own extended hash function (the
-// one behind its hash opclass). Equal values by PostgreSQL's equality hash alike, so 1.5 and
-// 1.50, jsonb with keys in another order, the same instant in two time zones or an interval
-// written two ways never look different; and no session setting (DateStyle, TimeZone,
-// extra_float_digits, bytea_output, client_encoding) is involved. Types without a hash opclass
-// (json, point, ...) fall back to their text output, the only equality they have.
+// The content hash sums, column by column, each value's hash seeded by the column's name: it
+// follows names, types and values, never the physical layout (dropped columns, or columns in
+// another order on the other server, change nothing). Values of PostgreSQL's own types hash
+// with the type's extended hash function (the one behind its hash opclass), so equal values by
+// PostgreSQL's equality hash alike: 1.5 and 1.50, jsonb with keys in another order, one instant
+// in two time zones, an interval written two ways. Every other type (enum, composite, range of
+// a type of the shop's, types without a hash opclass such as json and point) hashes its text
+// form, the one representation two servers share (an enum's OIDs differ between them). Text
+// forms are made with the session settings that shape them pinned (DateStyle, TimeZone,
+// IntervalStyle, extra_float_digits, bytea_output), so no session setting is ever involved.
 #pragma once
 
 #include <cstdint>
@@ -24,8 +29,9 @@ struct ColumnReader {
     Oid collation = InvalidOid;
     int16 typlen = 0;
     bool typbyval = false;
-    FmgrInfo *hash_fn = nullptr;  // the type cache's; nullptr: hash the text output instead
-    FmgrInfo output{};            // used for the fallback and for key columns
+    uint64_t name_seed = 0;       // the hash of the column's name
+    FmgrInfo *hash_fn = nullptr;  // the type cache's; nullptr: hash the text form instead
+    FmgrInfo output{};            // for the text form, the JSON form and key columns
 };
 
 struct RowShape {
@@ -44,7 +50,9 @@ struct RowShape {
 // an invalidation arriving meanwhile (any catalog access can deliver one) only marks it stale.
 const RowShape &row_shape(TupleDesc desc, bool with_key);
 
-// The two functions below call PostgreSQL directly: run them inside pg_call().
+// The functions below call PostgreSQL directly: run them inside pg_call().
+// A value's text form, with the session settings that shape it pinned (palloc'd).
+char *text_form(const FmgrInfo &output, Datum value);
 uint64_t row_hash(const RowShape &shape, const Datum *values, const bool *nulls);
 // The key as text[]: each key column's text output (key types are restricted to those whose
 // output does not depend on session settings, see sync_add_module).
