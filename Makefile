@@ -7,10 +7,12 @@ EXTNAME      = envsync
 EXTVERSION   = 0.1.0
 MODULEDIR    = extension
 MODULE_big   = envsync
-OBJS         = $(patsubst %.cpp,%.o,$(wildcard extension/src/*.cpp))
+OBJS         = $(patsubst %.cpp,%.o,$(wildcard extension/src/*.cpp extension/src/pg/*.cpp))
 
 # The install script is assembled from one file per concept, in dependency order.
-SQL_PARTS    = schema catalog tracking environments modules operators outbox compare apply syncs messages schedule selftest dump roles
+SQL_PARTS    = schema catalog rows tracking link table_reads remote environments modules progress \
+               change_log review intake classification compare apply revert runs messages outbox schedule \
+               dump privileges
 DATA_built   = extension/$(EXTNAME)--$(EXTVERSION).sql
 DATA         = extension/$(EXTNAME).control
 
@@ -18,6 +20,7 @@ REGRESS      = boundary row_hash catalog tracking syncs security
 REGRESS_OPTS = --load-extension=postgres_fdw --load-extension=envsync
 
 PG_CONFIG   ?= pg_config
+PG_CPPFLAGS += -I$(srcdir)/extension/src
 PG_CXXFLAGS += -std=c++17 -Wno-register -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -MMD -MP
 SHLIB_LINK  += -lfmt -lstdc++
 EXTRA_CLEAN  = $(OBJS:.o=.d)

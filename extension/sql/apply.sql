@@ -1,9 +1,12 @@
 -- Writing a synchronization into the environment it targets (every environment has this part):
 -- PROD stages the records to write here, then envsync.apply_staged() checks every one against
--- what was reviewed and writes them all, in one statement, as envsync's own writes.
+-- what was reviewed and writes them all as envsync's own writes, as the tables' owners. The
+-- order of the writes: one statement per owner of the tables written (envsync.write_statement):
+-- deletions children first, then updates and insertions parents first, foreign keys checked at
+-- the end of the statement.
 
 -- Rows live only inside the applying transaction: unlogged, and removed by apply_staged().
-CREATE UNLOGGED TABLE envsync.apply_stage (
+CREATE UNLOGGED TABLE IF NOT EXISTS envsync.apply_stage (
     run         bigint NOT NULL,   -- the synchronization's id on PROD
     table_id    integer NOT NULL,  -- the table's id in this database (envsync.tracked_tables)
     key         text[] NOT NULL,
@@ -13,13 +16,50 @@ CREATE UNLOGGED TABLE envsync.apply_stage (
     new_hash    bigint             -- I, U: the content hash of the record written
 );
 COMMENT ON TABLE envsync.apply_stage IS 'Records staged for envsync.apply_staged() within one transaction';
+COMMENT ON COLUMN envsync.apply_stage.run IS 'The synchronization''s id on PROD';
+COMMENT ON COLUMN envsync.apply_stage.table_id IS 'The table''s id in this database';
+COMMENT ON COLUMN envsync.apply_stage.key IS 'The record''s primary key';
+COMMENT ON COLUMN envsync.apply_stage.op IS 'I insert, U update, D delete';
+COMMENT ON COLUMN envsync.apply_stage.expect_hash IS 'U, D: the content hash the record must have now, as reviewed';
+COMMENT ON COLUMN envsync.apply_stage.new_row IS 'I: the record to write; U: the columns that change';
+COMMENT ON COLUMN envsync.apply_stage.new_hash IS 'I, U: the content hash of the record once written';
+
+-- The staged rows of the tables the current role owns. An apply's write statement runs as the
+-- owner of the tables it writes and reads its records here; staged rows exist only inside the
+-- applying transaction, and a role sees only those of its own tables (security barrier).
+CREATE OR REPLACE VIEW envsync.staged_rows WITH (security_barrier) AS
+    SELECT s.run, s.table_id, s.key, s.op, s.expect_hash, s.new_row, s.new_hash
+      FROM envsync.apply_stage s
+     WHERE s.table_id IN (SELECT t.table_id
+                            FROM envsync.tracked_tables t
+                            JOIN pg_catalog.pg_class c ON c.oid = t.relid
+                            JOIN pg_catalog.pg_roles r ON r.oid = c.relowner
+                           WHERE r.rolname = CURRENT_USER);
+GRANT SELECT ON envsync.staged_rows TO PUBLIC;
+COMMENT ON VIEW envsync.staged_rows IS
+    'Records staged for the apply, of the tables the current role owns (read by the write statement, which runs as the tables'' owner)';
+COMMENT ON COLUMN envsync.staged_rows.run IS 'The synchronization''s id on PROD';
+COMMENT ON COLUMN envsync.staged_rows.table_id IS 'The table''s id in this database';
+COMMENT ON COLUMN envsync.staged_rows.key IS 'The record''s primary key';
+COMMENT ON COLUMN envsync.staged_rows.op IS 'I insert, U update, D delete';
+COMMENT ON COLUMN envsync.staged_rows.expect_hash IS 'The content hash the record must have now';
+COMMENT ON COLUMN envsync.staged_rows.new_row IS 'The record, or the columns that change';
+COMMENT ON COLUMN envsync.staged_rows.new_hash IS 'The content hash once written';
+
+-- Runs one SELECT (returning a jsonb, $1 = run) as the given role, the way PostgreSQL's own
+-- maintenance commands act for a table's owner: under SECURITY_RESTRICTED_OPERATION, with its
+-- setting changes undone (run_as_owner.cpp).
+CREATE OR REPLACE FUNCTION envsync.run_as_owner(owner oid, query text, run bigint) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'envsync_run_as_owner' LANGUAGE C STRICT;
+COMMENT ON FUNCTION envsync.run_as_owner(oid, text, bigint) IS
+    'Runs an apply statement as the owner of the tables it writes, under SECURITY_RESTRICTED_OPERATION';
 
 -- The columns of a table that an apply writes, and how a staged key matches its rows.
-CREATE FUNCTION envsync.write_sql(tbl regclass, OUT match text, OUT key_columns text, OUT key_values text,
-                                  OUT key_text text, OUT columns text, OUT from_record text,
-                                  OUT set_columns text, OUT set_values text)
+CREATE OR REPLACE FUNCTION envsync.write_sql(tbl regclass, OUT match text, OUT key_columns text, OUT key_values text,
+                                             OUT key_text text, OUT columns text, OUT from_record text,
+                                             OUT set_columns text, OUT set_values text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT k.match, k.key_columns, k.key_values, k.key_text,
+    SELECT k.match, k.key_columns, k.key_values, (SELECT ks.key_array FROM envsync.key_sql(tbl, 1) ks),
            string_agg(format('%I', a.attname), ', ' ORDER BY a.attnum),
            string_agg(format('r.%I', a.attname), ', ' ORDER BY a.attnum),
            string_agg(format('%I', a.attname), ', ' ORDER BY a.attnum) FILTER (WHERE u.updatable),
@@ -27,18 +67,18 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
       FROM (SELECT string_agg(format('t.%I = s.key[%s]::%s', kc.attname, kc.ord, kc.atttypid), ' AND ' ORDER BY kc.ord) AS match,
                    string_agg(format('%I', kc.attname), ', ' ORDER BY kc.ord) AS key_columns,
                    string_agg(format('r.%I', kc.attname), ', ' ORDER BY kc.ord) AS key_values,
-                   format('ARRAY[%s]', string_agg(format('t.%I::text', kc.attname), ', ' ORDER BY kc.ord)) AS key_text,
                    array_agg(kc.attname) AS names
               FROM envsync.key_columns(tbl) kc) k
      CROSS JOIN pg_attribute a
      CROSS JOIN LATERAL (SELECT a.attidentity <> 'a' AND a.attname <> ALL (k.names) AS updatable) u
      WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
-     GROUP BY k.match, k.key_columns, k.key_values, k.key_text
+     GROUP BY k.match, k.key_columns, k.key_values
 $$;
+COMMENT ON FUNCTION envsync.write_sql(regclass) IS 'The SQL pieces of an apply''s writes into a table';
 
 -- Tables in the order writes reach them: a table after the tables it references (self
 -- references and cycles aside, which the single write statement absorbs).
-CREATE FUNCTION envsync.parents_first(tables regclass[]) RETURNS TABLE (relid regclass, depth integer)
+CREATE OR REPLACE FUNCTION envsync.parents_first(tables regclass[]) RETURNS TABLE (relid regclass, depth integer)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     WITH RECURSIVE edges AS (
         SELECT DISTINCT conrelid AS child, confrelid AS parent FROM pg_constraint
@@ -52,9 +92,10 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     )
     SELECT relid::regclass, max(depth) FROM walk GROUP BY relid ORDER BY 2, 1
 $$;
+COMMENT ON FUNCTION envsync.parents_first(regclass[]) IS 'Tables by depth: each after the tables it references';
 
 -- Refuses to write records that changed since they were compared, listing them.
-CREATE FUNCTION envsync.raise_drift(env text, drifted text[]) RETURNS void
+CREATE OR REPLACE FUNCTION envsync.raise_drift(env text, drifted text[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF cardinality(drifted) > 0 THEN
@@ -68,30 +109,7 @@ BEGIN
     END IF;
 END
 $$;
-
--- The staged rows of the tables the current role owns. An apply's write statement runs as the
--- owner of the tables it writes and reads its records here; staged rows exist only inside the
--- applying transaction, and a role sees only those of its own tables (security barrier).
-CREATE VIEW envsync.staged_rows WITH (security_barrier) AS
-    SELECT s.run, s.table_id, s.key, s.op, s.expect_hash, s.new_row, s.new_hash
-      FROM envsync.apply_stage s
-     WHERE s.table_id IN (SELECT t.table_id
-                            FROM envsync.tracked_tables t
-                            JOIN pg_catalog.pg_class c ON c.oid = t.relid
-                            JOIN pg_catalog.pg_roles r ON r.oid = c.relowner
-                           WHERE r.rolname = CURRENT_USER);
-GRANT SELECT ON envsync.staged_rows TO PUBLIC;
-COMMENT ON VIEW envsync.staged_rows IS
-    'Records staged for the apply, of the tables the current role owns (read by the write statement, which runs as the tables'' owner)';
-
--- Runs one SELECT (returning a jsonb, $1 = run) as the given role, the way PostgreSQL's own
--- maintenance commands act for a table's owner: under SECURITY_RESTRICTED_OPERATION, with its
--- setting changes undone. Triggers, defaults, checks, index expressions and domain checks of
--- the tables written then run with their owner's rights, not envsync's.
-CREATE FUNCTION envsync.run_as_owner(owner oid, query text, run bigint) RETURNS jsonb
-    AS 'MODULE_PATHNAME', 'envsync_run_as_owner' LANGUAGE C STRICT;
-COMMENT ON FUNCTION envsync.run_as_owner(oid, text, bigint) IS
-    'Runs an apply statement as the owner of the tables it writes, under SECURITY_RESTRICTED_OPERATION';
+COMMENT ON FUNCTION envsync.raise_drift(text, text[]) IS 'Refuses records that changed since they were compared, listing them';
 
 -- The write statement of one step of an apply: the data-modifying CTEs of the given operations
 -- (D, I, U) on the staged tables of one owner, executed in this order: deletions children
@@ -99,7 +117,7 @@ COMMENT ON FUNCTION envsync.run_as_owner(oid, text, bigint) IS
 -- statement, so trees and cycles need no further order; values freed by a deletion can be
 -- taken by an insertion or an update. Returns, per table and operation, the records written and
 -- those not written as staged ("altered": a trigger or rule changed them).
-CREATE FUNCTION envsync.write_statement(owner oid, ops text) RETURNS text
+CREATE OR REPLACE FUNCTION envsync.write_statement(owner oid, ops text) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t record;
@@ -156,29 +174,16 @@ BEGIN
         || ' FROM (VALUES ' || array_to_string(value_rows, ', ') || ') AS v (ord, table_id, op, n, altered)';
 END
 $$;
+COMMENT ON FUNCTION envsync.write_statement(oid, text) IS 'The write statement of one step of an apply, for one owner''s tables';
 
--- Applies the staged records of a run, each only if it is still as reviewed (its content
--- hash), all or none: if any record was not as reviewed, nothing is written and the error lists
--- them all. Every written record is checked to hold exactly the reviewed content. The writes
--- run as the owner of each table: one statement per owner (the usual case: all of them in one
--- statement), or with several owners, the deletions of each (children first), then the
--- insertions and updates of each (parents first). here: this environment's name, for the
--- messages. Returns per table id: inserted, updated, deleted.
-CREATE FUNCTION envsync.apply_staged(run bigint, here text, move_sequences boolean) RETURNS jsonb
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET envsync.applying = on AS $$
+-- The tables a run staged here (pg_temp.envsync_staged_tables, made anew): counts per operation,
+-- owner, depth and the SQL pieces of their writes. Refuses a table not tracked here, or one
+-- another environment may not write (not opened to its link role).
+CREATE OR REPLACE FUNCTION envsync.staged_tables(run bigint, here text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t record;
-    step record;
-    seq record;
-    drifted text[] := '{}';
-    listed jsonb;
-    step_sql text;
-    parts jsonb := '[]';
-    result jsonb;
-    top numeric;
-    given numeric;
 BEGIN
-    -- Made anew, never taken over from the caller's temporary schema.
     IF to_regclass('pg_temp.envsync_staged_tables') IS NOT NULL THEN
         DROP TABLE pg_temp.envsync_staged_tables;
     END IF;
@@ -186,7 +191,7 @@ BEGIN
     SELECT s.table_id, tt.relid, c.relowner AS owner, 0 AS depth, s.n_i, s.n_u, s.n_d, ws.*
       FROM (SELECT st.table_id, count(*) FILTER (WHERE st.op = 'I') AS n_i, count(*) FILTER (WHERE st.op = 'U') AS n_u,
                    count(*) FILTER (WHERE st.op = 'D') AS n_d
-              FROM envsync.apply_stage st WHERE st.run = apply_staged.run GROUP BY st.table_id) s
+              FROM envsync.apply_stage st WHERE st.run = staged_tables.run GROUP BY st.table_id) s
       LEFT JOIN envsync.tracked_tables tt USING (table_id)
       LEFT JOIN pg_class c ON c.oid = tt.relid
       LEFT JOIN LATERAL envsync.write_sql(tt.relid) ws ON true;
@@ -195,79 +200,87 @@ BEGIN
         RAISE EXCEPTION 'table id % is not tracked in environment "%"', t.table_id, here
             USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Compare the environments again.';
     END IF;
-    -- Another environment writes here only into the tables opened to it (sync_grant_link).
-    IF EXISTS (SELECT FROM envsync.link_roles l WHERE l.role_name = session_user) THEN
-        SELECT * INTO t FROM pg_temp.envsync_staged_tables st
-         WHERE NOT EXISTS (SELECT FROM envsync.link_tables lt WHERE lt.role_name = session_user AND lt.relid = st.relid)
-         LIMIT 1;
-        IF FOUND THEN
-            RAISE EXCEPTION 'table % is not open to synchronization by role "%" in environment "%"', t.relid, session_user, here
-                USING ERRCODE = 'insufficient_privilege',
-                      HINT = format('In environment "%s", run SELECT sync_grant_link(%L, ARRAY[%L]::regclass[]);',
-                                    here, session_user, t.relid::text);
-        END IF;
-    END IF;
+    FOR t IN SELECT st.relid FROM pg_temp.envsync_staged_tables st LOOP
+        PERFORM envsync.require_open_table(t.relid);
+    END LOOP;
     UPDATE pg_temp.envsync_staged_tables st SET depth = p.depth
       FROM envsync.parents_first(ARRAY(SELECT relid FROM pg_temp.envsync_staged_tables)) p WHERE p.relid = st.relid;
+END
+$$;
+COMMENT ON FUNCTION envsync.staged_tables(bigint, text) IS 'Sums up, checks and orders the tables a run staged here';
 
-    BEGIN
-        FOR step IN
-            WITH owners AS (SELECT st.owner, min(st.depth) AS top, max(st.depth) AS bottom,
-                                   bool_or(st.n_d > 0) AS deletes, bool_or(st.n_i + st.n_u > 0) AS writes
-                              FROM pg_temp.envsync_staged_tables st GROUP BY st.owner)
-            SELECT o.owner, 'DUI' AS ops, 0 AS phase, 0 AS depth FROM owners o WHERE (SELECT count(*) FROM owners) = 1
-            UNION ALL
-            SELECT o.owner, 'D', 1, -o.bottom FROM owners o WHERE (SELECT count(*) FROM owners) > 1 AND o.deletes
-            UNION ALL
-            SELECT o.owner, 'UI', 2, o.top FROM owners o WHERE (SELECT count(*) FROM owners) > 1 AND o.writes
-            ORDER BY phase, depth, owner
-        LOOP
-            step_sql := envsync.write_statement(step.owner, step.ops);
-            IF step_sql IS NOT NULL THEN
-                parts := parts || envsync.run_as_owner(step.owner, step_sql, run);
-            END IF;
-        END LOOP;
-        SELECT jsonb_object_agg(x.table_id, jsonb_build_object('inserted', x.i, 'updated', x.u, 'deleted', x.d,
-                                                               'altered', x.altered))
-          INTO result
-          FROM (SELECT p.table_id, coalesce(sum(p.n) FILTER (WHERE p.op = 'I'), 0) AS i,
-                       coalesce(sum(p.n) FILTER (WHERE p.op = 'U'), 0) AS u,
-                       coalesce(sum(p.n) FILTER (WHERE p.op = 'D'), 0) AS d,
-                       (SELECT coalesce(jsonb_agg(a.key), '[]')
-                          FROM jsonb_to_recordset(parts) AS q (table_id integer, altered jsonb),
-                               jsonb_array_elements(coalesce(q.altered, '[]')) AS a (key)
-                         WHERE q.table_id = p.table_id) AS altered
-                  FROM jsonb_to_recordset(parts) AS p (table_id integer, op text, n bigint)
-                 GROUP BY p.table_id) x;
-        IF EXISTS (SELECT FROM pg_temp.envsync_staged_tables st
-                    WHERE (result -> st.table_id::text ->> 'inserted')::bigint <> st.n_i
-                       OR (result -> st.table_id::text ->> 'updated')::bigint <> st.n_u
-                       OR (result -> st.table_id::text ->> 'deleted')::bigint <> st.n_d) THEN
-            RAISE EXCEPTION 'records changed since the comparison' USING ERRCODE = 'EV001';
+-- Writes the staged records, each only if it is still as reviewed (its content hash), as the
+-- tables' owners: one statement per owner (the usual case: all in one), or with several owners
+-- the deletions of each (children first), then the insertions and updates of each (parents
+-- first). Returns per table id: inserted, updated, deleted, and the records not written as
+-- staged ("altered").
+CREATE OR REPLACE FUNCTION envsync.write_staged(run bigint) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    step record;
+    step_sql text;
+    parts jsonb := '[]';
+BEGIN
+    FOR step IN
+        WITH owners AS (SELECT st.owner, min(st.depth) AS top, max(st.depth) AS bottom,
+                               bool_or(st.n_d > 0) AS deletes, bool_or(st.n_i + st.n_u > 0) AS writes
+                          FROM pg_temp.envsync_staged_tables st GROUP BY st.owner)
+        SELECT o.owner, 'DUI' AS ops, 0 AS phase, 0 AS depth FROM owners o WHERE (SELECT count(*) FROM owners) = 1
+        UNION ALL
+        SELECT o.owner, 'D', 1, -o.bottom FROM owners o WHERE (SELECT count(*) FROM owners) > 1 AND o.deletes
+        UNION ALL
+        SELECT o.owner, 'UI', 2, o.top FROM owners o WHERE (SELECT count(*) FROM owners) > 1 AND o.writes
+        ORDER BY phase, depth, owner
+    LOOP
+        step_sql := envsync.write_statement(step.owner, step.ops);
+        IF step_sql IS NOT NULL THEN
+            parts := parts || envsync.run_as_owner(step.owner, step_sql, run);
         END IF;
-    EXCEPTION WHEN SQLSTATE 'EV001' OR unique_violation THEN
-        -- Undone; now name every record that is not as reviewed (a record created meanwhile
-        -- shows as a duplicate key). Read as the table's owner too.
-        FOR t IN SELECT st.* FROM pg_temp.envsync_staged_tables st ORDER BY st.depth, st.relid LOOP
-            listed := envsync.run_as_owner(t.owner, format(
-                'SELECT to_jsonb(array_agg(format(''%%s %%s: %%s'', %L, array_to_string(s.key, '', ''),
-                                         CASE WHEN s.op = ''I'' THEN ''created'' WHEN t IS NULL THEN ''deleted''
-                                              ELSE ''changed'' END) ORDER BY s.key))
-                   FROM envsync.staged_rows s LEFT JOIN %s t ON %s
-                  WHERE s.run = $1 AND s.table_id = %s
-                    AND CASE WHEN s.op = ''I'' THEN t IS NOT NULL ELSE envsync.row_hash(t) IS DISTINCT FROM s.expect_hash END',
-                t.relid::text, t.relid, t.match, t.table_id), run);
-            drifted := drifted || ARRAY(SELECT jsonb_array_elements_text(coalesce(listed, '[]')));
-        END LOOP;
-        IF cardinality(drifted) = 0 AND SQLSTATE = '23505' THEN
-            RAISE;   -- a unique key other than the primary key: the error says which
-        END IF;
-        PERFORM envsync.raise_drift(here, drifted);
-        RAISE EXCEPTION 'records changed in environment "%" during the synchronization', here
-            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Try again.';
-    END;
+    END LOOP;
+    RETURN (SELECT coalesce(jsonb_object_agg(x.table_id, jsonb_build_object('inserted', x.i, 'updated', x.u,
+                                                                            'deleted', x.d, 'altered', x.altered)), '{}')
+              FROM (SELECT p.table_id, coalesce(sum(p.n) FILTER (WHERE p.op = 'I'), 0) AS i,
+                           coalesce(sum(p.n) FILTER (WHERE p.op = 'U'), 0) AS u,
+                           coalesce(sum(p.n) FILTER (WHERE p.op = 'D'), 0) AS d,
+                           (SELECT coalesce(jsonb_agg(a.key), '[]')
+                              FROM jsonb_to_recordset(parts) AS q (table_id integer, altered jsonb),
+                                   jsonb_array_elements(coalesce(q.altered, '[]')) AS a (key)
+                             WHERE q.table_id = p.table_id) AS altered
+                      FROM jsonb_to_recordset(parts) AS p (table_id integer, op text, n bigint)
+                     GROUP BY p.table_id) x);
+END
+$$;
+COMMENT ON FUNCTION envsync.write_staged(bigint) IS 'Writes the staged records still as reviewed, as the tables'' owners';
 
-    -- Written exactly as reviewed? A trigger or rule of this database could have changed it.
+-- The staged records of a run that are not as reviewed here (as the tables' owners read them):
+-- "table key: changed|deleted|created", created meaning a new record whose key exists already.
+CREATE OR REPLACE FUNCTION envsync.drifted_records(run bigint) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t record;
+    drifted text[] := '{}';
+BEGIN
+    FOR t IN SELECT st.* FROM pg_temp.envsync_staged_tables st ORDER BY st.depth, st.relid LOOP
+        drifted := drifted || ARRAY(SELECT jsonb_array_elements_text(coalesce(envsync.run_as_owner(t.owner, format(
+            'SELECT to_jsonb(array_agg(format(''%%s %%s: %%s'', %L, array_to_string(s.key, '', ''),
+                                     CASE WHEN s.op = ''I'' THEN ''created'' WHEN t IS NULL THEN ''deleted''
+                                          ELSE ''changed'' END) ORDER BY s.key))
+               FROM envsync.staged_rows s LEFT JOIN %s t ON %s
+              WHERE s.run = $1 AND s.table_id = %s
+                AND CASE WHEN s.op = ''I'' THEN t IS NOT NULL ELSE envsync.row_hash(t) IS DISTINCT FROM s.expect_hash END',
+            t.relid::text, t.relid, t.match, t.table_id), run), '[]')));
+    END LOOP;
+    RETURN drifted;
+END
+$$;
+COMMENT ON FUNCTION envsync.drifted_records(bigint) IS 'The staged records of a run that are no longer as reviewed here';
+
+-- A trigger or rule of this database could have changed a record written: refused (27000).
+CREATE OR REPLACE FUNCTION envsync.check_written(result jsonb, here text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t record;
+BEGIN
     SELECT st.relid, r.value -> 'altered' AS altered INTO t
       FROM pg_temp.envsync_staged_tables st, jsonb_each(result) r
      WHERE r.key = st.table_id::text AND jsonb_array_length(r.value -> 'altered') > 0
@@ -278,21 +291,65 @@ BEGIN
                   DETAIL = format('%s record(s) differ once written.', jsonb_array_length(t.altered)),
                   HINT = format('A trigger or rule on table %s in environment "%s" changes the rows written; disable it for envsync''s writes (envsync.applying is on) or leave the table out.', t.relid, here);
     END IF;
+END
+$$;
+COMMENT ON FUNCTION envsync.check_written(jsonb, text) IS 'Refuses records that were not written exactly as reviewed';
 
-    -- The target's own next insert must not collide with the ids it received.
+-- The target's own next insert must not collide with the ids it received.
+CREATE OR REPLACE FUNCTION envsync.move_sequences(run bigint) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    seq record;
+    top numeric;
+    given numeric;
+BEGIN
+    FOR seq IN SELECT st.table_id, a.attname, pg_get_serial_sequence(st.relid::text, a.attname) AS name
+                 FROM pg_temp.envsync_staged_tables st
+                 JOIN pg_attribute a ON a.attrelid = st.relid AND a.attnum > 0 AND NOT a.attisdropped
+                WHERE st.n_i > 0 AND pg_get_serial_sequence(st.relid::text, a.attname) IS NOT NULL LOOP
+        SELECT max((s.new_row ->> seq.attname)::numeric) INTO top FROM envsync.apply_stage s
+         WHERE s.run = move_sequences.run AND s.table_id = seq.table_id AND s.op = 'I';
+        EXECUTE format('SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM %s', seq.name)
+           INTO given;
+        IF top > given THEN
+            PERFORM setval(seq.name, top::bigint);
+        END IF;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION envsync.move_sequences(bigint) IS 'Moves sequences and identity columns past the ids a run inserted';
+
+-- Applies the staged records of a run, all or none: if any record was not as reviewed, nothing
+-- is written and the error lists them all. here: this environment's name, for the messages.
+-- Returns per table id: inserted, updated, deleted.
+CREATE OR REPLACE FUNCTION envsync.apply_staged(run bigint, here text, move_sequences boolean) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET envsync.applying = on AS $$
+DECLARE
+    result jsonb;
+    drifted text[];
+BEGIN
+    PERFORM envsync.staged_tables(run, here);
+    BEGIN
+        result := envsync.write_staged(run);
+        IF EXISTS (SELECT FROM pg_temp.envsync_staged_tables st
+                    WHERE (result -> st.table_id::text ->> 'inserted')::bigint <> st.n_i
+                       OR (result -> st.table_id::text ->> 'updated')::bigint <> st.n_u
+                       OR (result -> st.table_id::text ->> 'deleted')::bigint <> st.n_d) THEN
+            RAISE EXCEPTION USING ERRCODE = 'EV001';   -- undoes the writes, to name what changed
+        END IF;
+    EXCEPTION WHEN SQLSTATE 'EV001' OR unique_violation THEN
+        -- a record created meanwhile shows as a duplicate key
+        drifted := envsync.drifted_records(run);
+        IF cardinality(drifted) = 0 AND SQLSTATE = '23505' THEN
+            RAISE;   -- a unique key other than the primary key: the error says which
+        END IF;
+        PERFORM envsync.raise_drift(here, drifted);
+        RAISE EXCEPTION 'records changed in environment "%" during the synchronization', here
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Try again.';
+    END;
+    PERFORM envsync.check_written(result, here);
     IF move_sequences THEN
-        FOR seq IN SELECT st.table_id, a.attname, pg_get_serial_sequence(st.relid::text, a.attname) AS name
-                     FROM pg_temp.envsync_staged_tables st
-                     JOIN pg_attribute a ON a.attrelid = st.relid AND a.attnum > 0 AND NOT a.attisdropped
-                    WHERE st.n_i > 0 AND pg_get_serial_sequence(st.relid::text, a.attname) IS NOT NULL LOOP
-            SELECT max((s.new_row ->> seq.attname)::numeric) INTO top FROM envsync.apply_stage s
-             WHERE s.run = apply_staged.run AND s.table_id = seq.table_id AND s.op = 'I';
-            EXECUTE format('SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM %s', seq.name)
-               INTO given;
-            IF top > given THEN
-                PERFORM setval(seq.name, top::bigint);
-            END IF;
-        END LOOP;
+        PERFORM envsync.move_sequences(run);
     END IF;
     -- The staged rows go: all at once if no other run is staging here now.
     BEGIN
@@ -310,7 +367,7 @@ COMMENT ON FUNCTION envsync.apply_staged(bigint, text, boolean) IS
 
 -- PROD asks another environment to apply what it staged there by inserting a request; the
 -- trigger answers in the returned row (RETURNING result), in PROD's remote transaction.
-CREATE TABLE envsync.apply_requests (
+CREATE TABLE IF NOT EXISTS envsync.apply_requests (
     run            bigint NOT NULL,
     environment    text NOT NULL,     -- this database's name in PROD's catalog
     move_sequences boolean NOT NULL,
@@ -319,13 +376,20 @@ CREATE TABLE envsync.apply_requests (
     requested_by   name NOT NULL DEFAULT session_user
 );
 COMMENT ON TABLE envsync.apply_requests IS 'Synchronizations PROD applied to this database, with what each wrote';
+COMMENT ON COLUMN envsync.apply_requests.run IS 'The synchronization''s id on PROD';
+COMMENT ON COLUMN envsync.apply_requests.environment IS 'This database''s name in PROD''s catalog';
+COMMENT ON COLUMN envsync.apply_requests.move_sequences IS 'Whether sequences move past the inserted ids (not in a test import)';
+COMMENT ON COLUMN envsync.apply_requests.result IS 'Answer: per table id, inserted, updated, deleted';
+COMMENT ON COLUMN envsync.apply_requests.requested_at IS 'When';
+COMMENT ON COLUMN envsync.apply_requests.requested_by IS 'The link role that asked';
 
-CREATE FUNCTION envsync.apply_request() RETURNS trigger
+CREATE OR REPLACE FUNCTION envsync.apply_request() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     NEW.result := envsync.apply_staged(NEW.run, NEW.environment, NEW.move_sequences);
     RETURN NEW;
 END
 $$;
-CREATE TRIGGER apply_request BEFORE INSERT ON envsync.apply_requests
+COMMENT ON FUNCTION envsync.apply_request() IS 'Answers an apply request: writes the staged records here';
+CREATE OR REPLACE TRIGGER apply_request BEFORE INSERT ON envsync.apply_requests
     FOR EACH ROW EXECUTE FUNCTION envsync.apply_request();

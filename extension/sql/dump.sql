@@ -8,6 +8,7 @@ SELECT pg_catalog.pg_extension_config_dump('envsync.tracked_tables', '');
 SELECT pg_catalog.pg_extension_config_dump('envsync.tracked_tables_table_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('envsync.row_log', '');
 SELECT pg_catalog.pg_extension_config_dump('envsync.link_roles', '');
+SELECT pg_catalog.pg_extension_config_dump('envsync.link_tables', '');
 SELECT pg_catalog.pg_extension_config_dump('envsync.module_tables', '');
 SELECT pg_catalog.pg_extension_config_dump('envsync.environment_tables', '');
 SELECT pg_catalog.pg_extension_config_dump('envsync.outbox', '');

@@ -1,98 +1,85 @@
 -- Modules: named sets of tables synchronized together, their dependencies, row filters and the
--- root table whose rows a user picks per run.
+-- root table whose rows a user picks per run; and their tracking in every environment.
 
-CREATE TABLE envsync.module_tables (
+CREATE TABLE IF NOT EXISTS envsync.module_tables (
     table_id integer PRIMARY KEY REFERENCES envsync.tracked_tables ON DELETE CASCADE,
     module   text NOT NULL REFERENCES envsync.modules ON DELETE CASCADE,
     position integer NOT NULL
 );
 COMMENT ON TABLE envsync.module_tables IS 'The tables of each module (a table belongs to one module)';
+COMMENT ON COLUMN envsync.module_tables.table_id IS 'The table (envsync.tracked_tables)';
+COMMENT ON COLUMN envsync.module_tables.module IS 'Its module';
+COMMENT ON COLUMN envsync.module_tables.position IS 'Its place in the module''s list';
 
 -- The same table in every environment: its id in that environment's envsync.tracked_tables.
-CREATE TABLE envsync.environment_tables (
+CREATE TABLE IF NOT EXISTS envsync.environment_tables (
     environment     text NOT NULL REFERENCES envsync.environments ON DELETE CASCADE,
     table_id        integer NOT NULL REFERENCES envsync.tracked_tables ON DELETE CASCADE,
     remote_table_id integer NOT NULL,
     PRIMARY KEY (environment, table_id)
 );
 COMMENT ON TABLE envsync.environment_tables IS 'Where each synced table is tracked, and under which id';
+COMMENT ON COLUMN envsync.environment_tables.environment IS 'The environment';
+COMMENT ON COLUMN envsync.environment_tables.table_id IS 'The table, by its id here';
+COMMENT ON COLUMN envsync.environment_tables.remote_table_id IS 'Its id in that environment';
 
--- Why two shapes (envsync.table_shape) differ, in words; NULL when they are the same.
-CREATE FUNCTION envsync.shape_difference(a jsonb, b jsonb, a_env text, b_env text) RETURNS text
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    WITH ca AS (SELECT c->>'name' AS name, c->>'type' AS type, n
-                  FROM jsonb_array_elements(a->'columns') WITH ORDINALITY AS x(c, n)),
-         cb AS (SELECT c->>'name' AS name, c->>'type' AS type, n
-                  FROM jsonb_array_elements(b->'columns') WITH ORDINALITY AS x(c, n))
-    SELECT coalesce(
-        (SELECT string_agg(CASE
-                    WHEN cb.name IS NULL THEN format('Column "%s" is missing in environment "%s".', ca.name, b_env)
-                    WHEN ca.name IS NULL THEN format('Column "%s" is missing in environment "%s".', cb.name, a_env)
-                    ELSE format('Column "%s" is %s in environment "%s" but %s in environment "%s".',
-                                ca.name, ca.type, a_env, cb.type, b_env) END,
-                  ' ' ORDER BY coalesce(ca.n, cb.n))
-           FROM ca FULL JOIN cb ON ca.name = cb.name
-          WHERE ca.type IS DISTINCT FROM cb.type),
-        CASE WHEN a->'columns' <> b->'columns'
-             THEN format('The columns are in a different order in environments "%s" and "%s".', a_env, b_env) END,
-        CASE WHEN a->'key' IS DISTINCT FROM b->'key'
-             THEN format('The primary key is (%s) in environment "%s" but (%s) in environment "%s".',
-                         (SELECT string_agg(k, ', ') FROM jsonb_array_elements_text(a->'key') k), a_env,
-                         (SELECT string_agg(k, ', ') FROM jsonb_array_elements_text(b->'key') k), b_env) END)
+-- Has another environment track a table (its track_requests): its id and shape there.
+CREATE OR REPLACE FUNCTION envsync.track_there(env text, tbl regclass, OUT table_id integer, OUT shape jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    link name := (SELECT e.link_schema FROM envsync.environments e WHERE e.name = env);
+    t envsync.tracked_tables;
+    e_message text; e_detail text; e_hint text; e_context text;
+BEGIN
+    SELECT * INTO t FROM envsync.tracked_tables tt WHERE tt.relid = tbl;
+    EXECUTE format('INSERT INTO %I.track_requests (schema_name, table_name, filter_column, filter_pattern) '
+                   'VALUES ($1, $2, $3, $4) RETURNING table_id, shape', link)
+       INTO table_id, shape
+      USING (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl),
+            (SELECT c.relname FROM pg_class c WHERE c.oid = tbl), t.filter_column, t.filter_pattern;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT, e_context = PG_EXCEPTION_CONTEXT;
+    PERFORM envsync.raise_from_environment(env, SQLSTATE, e_message, e_detail, e_hint, e_context);
+END
 $$;
+COMMENT ON FUNCTION envsync.track_there(text, regclass) IS
+    'Has another environment track a table; returns its id and shape there';
 
 -- Tracks a table in this database and every other environment (keeping its row filter) and
 -- checks that it is the same table everywhere. Returns its local table id.
-CREATE FUNCTION envsync.track_everywhere(tbl regclass) RETURNS integer
+CREATE OR REPLACE FUNCTION envsync.track_everywhere(tbl regclass) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    nsp name; rel name;
-    f_column name; f_pattern text;
-    local_id integer; local_shape jsonb;
-    local_env text;
-    remote_id integer; remote_shape jsonb;
-    env record;
+    local_env text := (SELECT e.name FROM envsync.environments e WHERE e.server IS NULL);
+    local_id integer;
+    there record;
+    env text;
     difference text;
-    e_state text; e_message text; e_detail text; e_hint text;
 BEGIN
-    SELECT n.nspname, c.relname INTO nsp, rel
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
-    SELECT t.filter_column, t.filter_pattern INTO f_column, f_pattern
-      FROM envsync.tracked_tables t WHERE t.relid = tbl;
-    SELECT e.name INTO local_env FROM envsync.environments e WHERE e.server IS NULL;
-
-    INSERT INTO envsync.track_requests (schema_name, table_name, filter_column, filter_pattern)
-    VALUES (nsp, rel, f_column, f_pattern)
-    RETURNING table_id, shape INTO local_id, local_shape;
+    local_id := envsync.track_table(tbl, (SELECT t.filter_column FROM envsync.tracked_tables t WHERE t.relid = tbl),
+                                    (SELECT t.filter_pattern FROM envsync.tracked_tables t WHERE t.relid = tbl));
     INSERT INTO envsync.environment_tables (environment, table_id, remote_table_id)
     VALUES (local_env, local_id, local_id) ON CONFLICT DO NOTHING;
-
-    FOR env IN SELECT e.name, e.link_schema FROM envsync.environments e
-                WHERE e.server IS NOT NULL ORDER BY e.name LOOP
-        BEGIN
-            EXECUTE format('INSERT INTO %I.track_requests (schema_name, table_name, filter_column, filter_pattern) '
-                           'VALUES ($1, $2, $3, $4) RETURNING table_id, shape', env.link_schema)
-               INTO remote_id, remote_shape USING nsp, rel, f_column, f_pattern;
-        EXCEPTION WHEN OTHERS THEN
-            GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT,
-                                    e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
-            PERFORM envsync.raise_from_environment(env.name, e_state, e_message, e_detail, e_hint);
-        END;
-        difference := envsync.shape_difference(local_shape, remote_shape, local_env, env.name);
+    FOR env IN SELECT e.name FROM envsync.environments e WHERE e.server IS NOT NULL ORDER BY e.name LOOP
+        SELECT * INTO there FROM envsync.track_there(env, tbl);
+        difference := envsync.shape_difference(envsync.table_shape(tbl), there.shape, local_env, env);
         IF difference IS NOT NULL THEN
-            RAISE EXCEPTION 'table "%" differs between environments "%" and "%"', tbl, local_env, env.name
+            RAISE EXCEPTION 'table "%" differs between environments "%" and "%"', tbl, local_env, env
                 USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = difference,
                       HINT = 'Make the table identical in every environment, then try again.';
         END IF;
         INSERT INTO envsync.environment_tables (environment, table_id, remote_table_id)
-        VALUES (env.name, local_id, remote_id)
+        VALUES (env, local_id, there.table_id)
         ON CONFLICT (environment, table_id) DO UPDATE SET remote_table_id = EXCLUDED.remote_table_id;
     END LOOP;
     RETURN local_id;
 END
 $$;
+COMMENT ON FUNCTION envsync.track_everywhere(regclass) IS
+    'Tracks a table in every environment, checks it is the same table everywhere; returns its id here';
 
-CREATE FUNCTION envsync.require_module(module text) RETURNS void
+CREATE OR REPLACE FUNCTION envsync.require_module(module text) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF NOT EXISTS (SELECT FROM envsync.modules m WHERE m.name = module) THEN
@@ -102,8 +89,53 @@ BEGIN
     END IF;
 END
 $$;
+COMMENT ON FUNCTION envsync.require_module(text) IS 'Refuses an unknown module';
 
-CREATE FUNCTION sync_add_module(name text, tables regclass[], requires text[] DEFAULT '{}')
+-- The modules of a comparison: those asked for (all when NULL) and those they require.
+CREATE OR REPLACE FUNCTION envsync.modules_with_requirements(asked text[])
+RETURNS TABLE (module text, added boolean)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH RECURSIVE wanted(module) AS (
+        SELECT m.name FROM envsync.modules m WHERE asked IS NULL OR m.name = ANY (asked)
+        UNION
+        SELECT r.requires FROM wanted JOIN envsync.module_requires r ON r.module = wanted.module)
+    SELECT w.module, asked IS NOT NULL AND NOT w.module = ANY (asked) FROM wanted w
+$$;
+COMMENT ON FUNCTION envsync.modules_with_requirements(text[]) IS
+    'The modules asked for (all when NULL) and those they require, which are flagged as added';
+
+-- Replaces the modules a module requires, refusing a dependency cycle.
+CREATE OR REPLACE FUNCTION envsync.set_requirements(module_name text, requires text[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cycle text[];
+BEGIN
+    IF module_name = ANY (requires) THEN
+        RAISE EXCEPTION 'module "%" cannot require itself', module_name
+            USING ERRCODE = 'invalid_object_definition';
+    END IF;
+    DELETE FROM envsync.module_requires r WHERE r.module = module_name;
+    INSERT INTO envsync.module_requires (module, requires)
+    SELECT DISTINCT module_name, r FROM unnest(coalesce(requires, '{}')) r;
+    WITH RECURSIVE reach(module, path) AS (
+        SELECT r.requires, ARRAY[module_name, r.requires]
+          FROM envsync.module_requires r WHERE r.module = module_name
+        UNION ALL
+        SELECT r.requires, reach.path || r.requires
+          FROM reach JOIN envsync.module_requires r ON r.module = reach.module
+         WHERE reach.module <> module_name)
+    SELECT path INTO cycle FROM reach WHERE module = module_name LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'module "%" would depend on itself', module_name
+            USING ERRCODE = 'invalid_object_definition',
+                  DETAIL = 'Dependency cycle: ' || array_to_string(cycle, ' -> ') || '.',
+                  HINT = 'Remove one of these requirements.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION envsync.set_requirements(text, text[]) IS 'Replaces the modules a module requires, refusing a cycle';
+
+CREATE OR REPLACE FUNCTION sync_add_module(name text, tables regclass[], requires text[] DEFAULT '{}')
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
@@ -111,7 +143,6 @@ DECLARE
     tbl regclass;
     other text;
     required text;
-    cycle text[];
     pos integer := 0;
 BEGIN
     PERFORM envsync.require_prod();
@@ -141,29 +172,8 @@ BEGIN
 
     -- Adding an existing module redefines it.
     INSERT INTO envsync.modules AS m (name) VALUES (module_name) ON CONFLICT (name) DO NOTHING;
-    DELETE FROM envsync.module_requires r WHERE r.module = module_name;
     DELETE FROM envsync.module_tables t WHERE t.module = module_name;
-    IF module_name = ANY (requires) THEN
-        RAISE EXCEPTION 'module "%" cannot require itself', module_name
-            USING ERRCODE = 'invalid_object_definition';
-    END IF;
-    INSERT INTO envsync.module_requires (module, requires)
-    SELECT DISTINCT module_name, r FROM unnest(coalesce(requires, '{}')) r;
-    WITH RECURSIVE reach(module, path) AS (
-        SELECT r.requires, ARRAY[module_name, r.requires]
-          FROM envsync.module_requires r WHERE r.module = module_name
-        UNION ALL
-        SELECT r.requires, reach.path || r.requires
-          FROM reach JOIN envsync.module_requires r ON r.module = reach.module
-         WHERE reach.module <> module_name)
-    SELECT path INTO cycle FROM reach WHERE module = module_name LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'module "%" would depend on itself', module_name
-            USING ERRCODE = 'invalid_object_definition',
-                  DETAIL = 'Dependency cycle: ' || array_to_string(cycle, ' -> ') || '.',
-                  HINT = 'Remove one of these requirements.';
-    END IF;
-
+    PERFORM envsync.set_requirements(module_name, requires);
     FOREACH tbl IN ARRAY tables LOOP
         pos := pos + 1;
         INSERT INTO envsync.module_tables (table_id, module, position)
@@ -176,7 +186,7 @@ $$;
 COMMENT ON FUNCTION sync_add_module(text, regclass[], text[]) IS
     'Defines (or redefines) a module: its tables, tracked in every environment, and the modules it requires';
 
-CREATE FUNCTION sync_set_row_filter(tbl regclass, column_name name, pattern text) RETURNS void
+CREATE OR REPLACE FUNCTION sync_set_row_filter(tbl regclass, column_name name, pattern text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM envsync.require_prod();
@@ -198,7 +208,7 @@ $$;
 COMMENT ON FUNCTION sync_set_row_filter(regclass, name, text) IS
     'Synchronizes only the rows of a table whose column is LIKE the pattern (system settings: key LIKE ''mobile_app.%'')';
 
-CREATE FUNCTION sync_set_module_root(module text, root regclass) RETURNS void
+CREATE OR REPLACE FUNCTION sync_set_module_root(module text, root regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM envsync.require_prod();
@@ -215,15 +225,7 @@ $$;
 COMMENT ON FUNCTION sync_set_module_root(text, regclass) IS
     'Lets a synchronization pick rows of this table (gallery folders), their dependent rows following by foreign key';
 
-CREATE FUNCTION sync_deny_table(table_name name, reason text) RETURNS void
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    INSERT INTO envsync.never_synced (table_name, reason) VALUES ($1, $2)
-    ON CONFLICT ON CONSTRAINT never_synced_pkey DO UPDATE SET reason = EXCLUDED.reason;
-$$;
-COMMENT ON FUNCTION sync_deny_table(name, text) IS
-    'Adds a table name to the shop data that is never synchronized';
-
-CREATE VIEW envsync.synced_tables AS
+CREATE OR REPLACE VIEW envsync.synced_tables AS
     SELECT m.module, mt.position, t.relid AS table_name, t.filter_column, t.filter_pattern,
            md.root_table = t.relid AS is_root,
            ARRAY(SELECT r.requires FROM envsync.module_requires r
@@ -235,3 +237,11 @@ CREATE VIEW envsync.synced_tables AS
       JOIN envsync.tracked_tables t USING (table_id)
       CROSS JOIN LATERAL (SELECT mt.module) m;
 COMMENT ON VIEW envsync.synced_tables IS 'Each module''s tables, row filters, root table and the environments tracking them';
+COMMENT ON COLUMN envsync.synced_tables.module IS 'The module';
+COMMENT ON COLUMN envsync.synced_tables.position IS 'The table''s place in the module';
+COMMENT ON COLUMN envsync.synced_tables.table_name IS 'The table';
+COMMENT ON COLUMN envsync.synced_tables.filter_column IS 'Its row filter''s column, if any';
+COMMENT ON COLUMN envsync.synced_tables.filter_pattern IS 'Its row filter''s LIKE pattern';
+COMMENT ON COLUMN envsync.synced_tables.is_root IS 'Whether its records are picked per comparison (the module''s root table)';
+COMMENT ON COLUMN envsync.synced_tables.module_requires IS 'The modules always synchronized with this one';
+COMMENT ON COLUMN envsync.synced_tables.tracked_in IS 'The environments tracking the table';

@@ -1,16 +1,18 @@
 -- Scheduled synchronizations: sync_schedule() records a pending run; pg_cron calls
--- envsync.run_due_syncs() every minute, which runs the due ones one after another, each in its
--- own transaction, and finds runs a crash interrupted. The schedule lives in envsync.sync_runs;
--- cron.job holds only the one job that calls the scheduler.
+-- envsync.run_due_syncs() every minute, which claims the due runs one after another, attempts
+-- each in its own transaction (envsync.attempt_run, runs.sql), and finds the runs a crash
+-- interrupted. The schedule lives in envsync.sync_runs; cron.job holds only the one job that
+-- calls the scheduler.
 
 -- A run being executed by the scheduler holds this session lock: a run marked running whose
 -- lock is free was interrupted (its backend or the server stopped).
-CREATE FUNCTION envsync.sync_lock_key(sync_id bigint) RETURNS integer
+CREATE OR REPLACE FUNCTION envsync.sync_lock_key(sync_id bigint) RETURNS integer
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT (sync_id % 2147483647)::integer
 $$;
+COMMENT ON FUNCTION envsync.sync_lock_key(bigint) IS 'The session lock key of a run being executed by the scheduler';
 
-CREATE FUNCTION envsync.require_pg_cron() RETURNS void
+CREATE OR REPLACE FUNCTION envsync.require_pg_cron() RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
@@ -23,10 +25,11 @@ BEGIN
     END IF;
 END
 $$;
+COMMENT ON FUNCTION envsync.require_pg_cron() IS 'Refuses to schedule without pg_cron, saying how to install it';
 
 -- The user-facing entries, for members of envsync_operator: they run as envsync's owner and
 -- record the session's own role.
-CREATE FUNCTION sync_schedule(comparison_id bigint, run_at timestamptz DEFAULT now(), test_import boolean DEFAULT false)
+CREATE OR REPLACE FUNCTION sync_schedule(comparison_id bigint, run_at timestamptz DEFAULT now(), test_import boolean DEFAULT false)
 RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_id bigint;
@@ -50,7 +53,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION sync_cancel(sync_id bigint) RETURNS void
+CREATE OR REPLACE FUNCTION sync_cancel(sync_id bigint) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     s envsync.syncs;
@@ -80,7 +83,7 @@ $$;
 
 -- Runs found marked running with nobody running them: the server or their session stopped
 -- before they finished, so their transaction, and every write, was rolled back.
-CREATE FUNCTION envsync.recover_interrupted_syncs() RETURNS integer
+CREATE OR REPLACE FUNCTION envsync.recover_interrupted_runs() RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     s envsync.sync_runs;
@@ -100,10 +103,11 @@ BEGIN
     RETURN n;
 END
 $$;
+COMMENT ON FUNCTION envsync.recover_interrupted_runs() IS 'Marks failed the runs a crash or a lost session interrupted';
 
 -- Takes the next due run (oldest run_at first), marks it running and holds its session lock
--- until envsync.release_sync(); NULL when none is due.
-CREATE FUNCTION envsync.start_due_sync() RETURNS bigint
+-- until envsync.release_run(); NULL when none is due.
+CREATE OR REPLACE FUNCTION envsync.claim_due_run() RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_id bigint;
@@ -119,69 +123,39 @@ BEGIN
     RETURN v_id;
 END
 $$;
-
--- Runs a started run in this transaction; returns its outcome as envsync.execute_run() does.
--- A comparison made stale since it was scheduled is not applied.
-CREATE FUNCTION envsync.execute_scheduled(sync_id bigint) RETURNS jsonb
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    run envsync.sync_runs;
-    e_state text; e_message text; e_detail text; e_hint text;
-BEGIN
-    SELECT * INTO run FROM envsync.sync_runs r WHERE r.id = execute_scheduled.sync_id;
-    IF run.reverts IS NULL THEN
-        BEGIN
-            PERFORM envsync.check_applicable(run.comparison_id, true);   -- stale? (it is this run's own already)
-        EXCEPTION WHEN OTHERS THEN
-            GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT,
-                                    e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
-            RETURN jsonb_build_object('error', e_message, 'code', e_state,
-                                      'detail', nullif(e_detail, ''), 'hint', nullif(e_hint, ''));
-        END;
-    END IF;
-    RETURN envsync.execute_run(run);
-END
-$$;
-
-CREATE FUNCTION envsync.record_scheduled_failure(sync_id bigint, failure jsonb) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    run envsync.sync_runs;
-BEGIN
-    SELECT * INTO run FROM envsync.sync_runs r WHERE r.id = record_scheduled_failure.sync_id;
-    PERFORM envsync.record_failure(run, failure);
-END
-$$;
+COMMENT ON FUNCTION envsync.claim_due_run() IS 'Claims the next due run for the scheduler; NULL when none is due';
 
 -- Released once the run's outcome is committed.
-CREATE FUNCTION envsync.release_sync(sync_id bigint) RETURNS void
+CREATE OR REPLACE FUNCTION envsync.release_run(sync_id bigint) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     SELECT pg_advisory_unlock(hashtext('envsync sync'), envsync.sync_lock_key(sync_id)) AND true
 $$;
+COMMENT ON FUNCTION envsync.release_run(bigint) IS 'Releases the session lock of a run once its outcome is committed';
 
 -- The scheduler's tick, called by pg_cron every minute (CALL envsync.run_due_syncs()) as
--- envsync's owner, or by hand; the functions it calls run with its caller's rights. Each due run is started (committed as running), executed, and its outcome committed;
+-- envsync's owner, or by hand; the functions it calls run with its caller's rights. Each due run
+-- is claimed (committed as running), attempted, and its outcome committed;
 -- a failed run's writes are rolled back before its failure is recorded. A procedure: it
 -- commits between runs, so it has no SET clause and names everything in full.
-CREATE PROCEDURE envsync.run_due_syncs()
+CREATE OR REPLACE PROCEDURE envsync.run_due_syncs()
 LANGUAGE plpgsql AS $$
 DECLARE
     v_id bigint;
     v_outcome jsonb;
 BEGIN
-    PERFORM envsync.recover_interrupted_syncs();
+    PERFORM envsync.recover_interrupted_runs();
     COMMIT;
     LOOP
-        v_id := envsync.start_due_sync();
+        v_id := envsync.claim_due_run();
         COMMIT;
         EXIT WHEN v_id IS NULL;
-        v_outcome := envsync.execute_scheduled(v_id);
+        v_outcome := envsync.attempt_run((SELECT r FROM envsync.sync_runs r WHERE r.id = v_id));
         IF v_outcome ? 'error' THEN
             ROLLBACK;   -- also ends a remote transaction left unusable by a lost connection
-            PERFORM envsync.record_scheduled_failure(v_id, v_outcome);
+            PERFORM envsync.record_failure((SELECT r FROM envsync.sync_runs r WHERE r.id = v_id), v_outcome);
         END IF;
         COMMIT;
-        PERFORM envsync.release_sync(v_id);
+        PERFORM envsync.release_run(v_id);
         COMMIT;
     END LOOP;
 END

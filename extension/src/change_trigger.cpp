@@ -3,73 +3,11 @@
 //   BEFORE TRUNCATE FOR EACH STATEMENT             -> a deletion entry per existing row
 // The entries carry the table's id in envsync.tracked_tables, looked up by the table the trigger
 // fires on (never taken from the trigger's arguments): a table envsync does not track logs nothing.
-#include "change_log.hpp"
-#include "pg_boundary.hpp"
+#include "pg/change_log.hpp"
 #include "row_shape.hpp"
 
 namespace envsync {
 namespace {
-
-struct DeformedRow {
-    Datum *values;
-    bool *nulls;
-};
-
-DeformedRow deform(HeapTuple tuple, TupleDesc desc) {
-    DeformedRow row{static_cast<Datum *>(palloc(desc->natts * sizeof(Datum))),
-                    static_cast<bool *>(palloc(desc->natts * sizeof(bool)))};
-    heap_deform_tuple(tuple, desc, row.values, row.nulls);
-    return row;
-}
-
-// Everything below runs inside one pg_call(): plain PostgreSQL code, no C++ resources.
-void log_row_event(TriggerData *trigger, const RowShape &shape, int32 table_id) {
-    TupleDesc desc = RelationGetDescr(trigger->tg_relation);
-    Relation log = open_change_log();
-    TriggerEvent event = trigger->tg_event;
-    if (TRIGGER_FIRED_BY_INSERT(event)) {
-        DeformedRow row = deform(trigger->tg_trigtuple, desc);
-        append_change(log, table_id, row_key(shape, row.values, row.nulls), ChangeKind::inserted,
-                      row_hash(shape, row.values, row.nulls));
-    } else if (TRIGGER_FIRED_BY_DELETE(event)) {
-        DeformedRow row = deform(trigger->tg_trigtuple, desc);
-        append_change(log, table_id, row_key(shape, row.values, row.nulls), ChangeKind::deleted, 0);
-    } else {
-        DeformedRow before = deform(trigger->tg_trigtuple, desc);
-        DeformedRow after = deform(trigger->tg_newtuple, desc);
-        Datum new_key = row_key(shape, after.values, after.nulls);
-        uint64_t hash = row_hash(shape, after.values, after.nulls);
-        if (same_key(shape, before.values, before.nulls, after.values, after.nulls)) {
-            append_change(log, table_id, new_key, ChangeKind::updated, hash);
-        } else {  // a changed internal ID is another record: one gone, one new
-            append_change(log, table_id, row_key(shape, before.values, before.nulls),
-                          ChangeKind::deleted, 0);
-            append_change(log, table_id, new_key, ChangeKind::inserted, hash);
-        }
-    }
-    table_close(log, NoLock);
-}
-
-void log_truncate(TriggerData *trigger, const RowShape &shape, int32 table_id) {
-    Relation rel = trigger->tg_relation;
-    TupleDesc desc = RelationGetDescr(rel);
-    Relation log = open_change_log();
-    Datum *values = static_cast<Datum *>(palloc(desc->natts * sizeof(Datum)));
-    bool *nulls = static_cast<bool *>(palloc(desc->natts * sizeof(bool)));
-    TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, nullptr);
-    MemoryContext per_row = AllocSetContextCreate(CurrentMemoryContext, "envsync truncate",
-                                                  ALLOCSET_DEFAULT_SIZES);
-    MemoryContext outer = MemoryContextSwitchTo(per_row);
-    for (HeapTuple tuple; (tuple = heap_getnext(scan, ForwardScanDirection)) != nullptr;) {
-        heap_deform_tuple(tuple, desc, values, nulls);
-        append_change(log, table_id, row_key(shape, values, nulls), ChangeKind::deleted, 0);
-        MemoryContextReset(per_row);
-    }
-    MemoryContextSwitchTo(outer);
-    MemoryContextDelete(per_row);
-    table_endscan(scan);
-    table_close(log, NoLock);
-}
 
 Datum track_change(FunctionCallInfo fcinfo) {
     if (!CALLED_AS_TRIGGER(fcinfo))
@@ -86,16 +24,13 @@ Datum track_change(FunctionCallInfo fcinfo) {
     Relation rel = trigger->tg_relation;
     const RowShape &shape = row_shape(RelationGetDescr(rel), true);
     if (shape.tracked_id < 0)
-        shape.tracked_id = pg_call([&] { return tracked_table_id(RelationGetRelid(rel)); });
-    int32 table_id = shape.tracked_id;
-    if (table_id == 0)
+        shape.tracked_id = pg::tracked_table_id(RelationGetRelid(rel));
+    if (shape.tracked_id == 0)
         return PointerGetDatum(nullptr);
-    pg_call([&] {
-        if (row_level)
-            log_row_event(trigger, shape, table_id);
-        else
-            log_truncate(trigger, shape, table_id);
-    });
+    if (row_level)
+        pg::log_row_event(trigger, shape.columns, shape.key_columns, shape.tracked_id);
+    else
+        pg::log_truncate(rel, shape.columns, shape.key_columns, shape.tracked_id);
     return PointerGetDatum(nullptr);
 }
 

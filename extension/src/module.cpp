@@ -1,6 +1,6 @@
-// Library entry: module magic and the envsync.* settings.
-#include "change_log.hpp"
-#include "pg_boundary.hpp"
+// The library's entry: its magic block and the envsync.* settings (PostgreSQL's own C calls, at
+// load time, with no C++ object involved).
+#include "pg/change_log.hpp"
 
 namespace {
 char *keep_before_images = nullptr;   // read in SQL: envsync.keep_before_images()
@@ -16,7 +16,7 @@ void _PG_init(void) {
     DefineCustomBoolVariable("envsync.applying",
                              "Marks this transaction's writes as envsync's own apply.",
                              "Set by envsync's apply functions; changes are then not local edits.",
-                             &envsync::applying, false, PGC_SUSET,
+                             &envsync::pg::applying, false, PGC_SUSET,
                              GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL, nullptr, nullptr, nullptr);
     DefineCustomStringVariable("envsync.keep_before_images",
                                "How long sync_revert() can undo a synchronization.",

@@ -23,7 +23,7 @@ shop.cms_blocks {"id": 10000002} new - t
 shop.cms_pages {"id": 10000001} conflict created on both sides f
 shop.gallery_files {"id": 10000001} new - t
 shop.gallery_files {"id": 17} deleted - t
-shop.gallery_files {"id": 23} conflict changed on both sides f
+shop.gallery_files {"id": 23} conflict deleted in source f
 shop.menu_items {"id": 10000001} new - t
 shop.menu_items {"id": 40} conflict deleted in target f
 shop.menu_items {"id": 6} conflict changed on both sides f
@@ -38,11 +38,11 @@ shop.slides {"id": 1} modified - t
 shop.slides {"id": 6} conflict changed in target f
 shop.system_settings {"key": "mobile_app.theme"} modified - t'
 is "$(changes "$id")" "$expected" \
-   "every difference is listed with its kind and conflict reason (all five of them); conflicts are not selected"
+   "every difference is listed with its kind and conflict reason (all six of them); conflicts are not selected"
 is "$(prod -c "SELECT conflicts, new, modified, deleted, selected, full_compare, status FROM envsync.comparisons WHERE id = $id")" \
    "7|6|4|2|12|t|ready" "envsync.comparisons counts each kind; the first comparison of the pair reads in full"
 is "$(prod -c "SELECT source_row IS NULL, target_row->>'tags' FROM envsync.changes WHERE comparison_id = $id AND table_name = 'shop.gallery_files'::regclass AND key = '{23}'")" \
-   "t|{retouched}" "a record deleted in the source and changed in the target is a conflict \"changed on both sides\", with the target's row only"
+   "t|{retouched}" "a record deleted in the source and changed in the target is a conflict \"deleted in source\", with the target's row only"
 is "$(prod -c "SELECT changed_columns, source_row->>'label', target_row->>'url' FROM envsync.changes WHERE comparison_id = $id AND table_name = 'shop.menu_items'::regclass AND key = '{6}'")" \
    "{label,url}|Gift ideas|/gifts" "a record changed on both sides names the columns either side changed"
 is "$(prod -c "SELECT changed_columns FROM envsync.changes WHERE comparison_id = $id AND table_name = 'shop.products'::regclass AND key = '{3}'")" \
@@ -106,7 +106,7 @@ is "$(prod -c "SELECT modules, added_modules FROM envsync.comparisons WHERE id =
    "mobile_app brings gallery along, and says so"
 is "$(changes "$idm")" 'shop.gallery_files {"id": 10000001} new - t
 shop.gallery_files {"id": 17} deleted - t
-shop.gallery_files {"id": 23} conflict changed on both sides f
+shop.gallery_files {"id": 23} conflict deleted in source f
 shop.system_settings {"key": "mobile_app.theme"} modified - t' "only the chosen modules are listed"
 ids=$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['gallery'], scope => '{\"gallery\": [1]}')")
 is "$(changes "$ids")" 'shop.gallery_files {"id": 10000001} new - t' "a scope keeps only the chosen gallery folders and their files"

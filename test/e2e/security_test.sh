@@ -125,12 +125,12 @@ is "$(prod -c "SELECT status, scheduled_by FROM envsync.syncs WHERE id = $sync")
 unchanged "temp objects"
 
 # --- An operator calling what is internal -------------------------------------------------------------------
-internal=("envsync.run_sync(1)" "envsync.run_now(NULL::envsync.sync_runs)" "envsync.execute_run(NULL::envsync.sync_runs)"
+internal=("envsync.write_run(1)" "envsync.run_now(NULL::envsync.sync_runs)" "envsync.attempt_run(NULL::envsync.sync_runs)"
           "envsync.record_failure(NULL::envsync.sync_runs, '{}')" "envsync.record_apart('{}')"
           "envsync.apply_staged(1, 'prod', false)" "envsync.run_as_owner(10, 'SELECT NULL::jsonb', 1)"
           "envsync.queue_mail('postgres', 'sync_failed', 'x', '{}')" "envsync.announce_outcome(1)"
           "envsync.diff_table('test', 'prod', 'pg_class')" "envsync.compact_log('test', 'pg_class')"
-          "envsync.table_rows(1, NULL)" "envsync.purge_before_images()" "envsync.recover_interrupted_syncs()"
+          "envsync.table_rows(1, NULL)" "envsync.purge_before_images()" "envsync.recover_interrupted_runs()"
           "envsync.track_everywhere('pg_class')" "envsync.table_hashes(1)"
           "sync_add_module('x', ARRAY['pg_class']::regclass[])" "sync_set_operator('postgres', 'me@evil.example')"
           "sync_grant_link('postgres', ARRAY['pg_class']::regclass[])" "sync_deny_table('x', 'y')"
@@ -141,11 +141,19 @@ for f in "${internal[@]}"; do
     if [[ $out == *"ERROR:  permission denied for function"* ]]; then refused=$((refused + 1)); else diag "$f: $out"; fi
 done
 is "$refused" "${#internal[@]}" "every internal and configuration function is refused to an operator (${#internal[@]} tried)"
+# And by the catalog, every routine of envsync: an operator may execute the entry points, the two
+# pure row functions and the retention setting the syncs view reads, nothing else.
+is "$(prod -c "SELECT string_agg(p.oid::regprocedure::text, ' ' ORDER BY p.oid::regprocedure::text COLLATE \"C\")
+                 FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+                 JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'envsync'
+                WHERE has_function_privilege('$(sed "s/'/''/g" <<<"$op")', p.oid, 'EXECUTE')")" \
+   "envsync.keep_before_images() envsync.row_hash(record) envsync.row_json(record) sync_apply(bigint,boolean) sync_cancel(bigint) sync_compare(text,text,text[],text,jsonb,boolean) sync_revert(bigint) sync_schedule(bigint,timestamp with time zone,boolean) sync_scope_choices(text,text) sync_select(bigint,boolean,bigint[],text,text)" \
+   "of all envsync's routines, an operator may execute only the entry points and three harmless ones"
 denied "and the scheduler's procedure" "$(as prod "$op" -c "CALL envsync.run_due_syncs()")"
 denied "an operator cannot attach the tracking trigger to a table of hers" \
        "$(as prod "$op" -c "CREATE TEMP TABLE mine (id integer PRIMARY KEY)" \
               -c "CREATE TRIGGER forge AFTER INSERT ON mine FOR EACH ROW EXECUTE FUNCTION envsync.track_change()")"
-denied "nor write the change log" "$(as prod "$op" -c "INSERT INTO envsync.row_log VALUES (1, '{1}', 'U', 0, false, '1', now())")"
+denied "nor write the change log" "$(as prod "$op" -c "INSERT INTO envsync.row_log VALUES (1, '{1}', 'U', false, '1', now())")"
 denied "nor mark her writes as envsync's own" "$(as prod "$op" -c "SELECT envsync.row_hash(ROW(1)) IS NULL" -c "SET envsync.applying = on")"
 denied "nor record a run herself" \
        "$(as prod "$op" -c "INSERT INTO envsync.sync_runs (comparison_id, status, run_at, scheduled_by) VALUES ($id, 'succeeded', now(), 'postgres')")"

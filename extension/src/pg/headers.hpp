@@ -1,5 +1,6 @@
-// PostgreSQL's C headers, included once, after every C++ header a file needs: port.h redefines
-// printf-family names that would break <cstdio> and fmt if they came later.
+// PostgreSQL's C headers, for the wrappers of pg/ only. Every file includes its C++ headers
+// first and this one (through pg/boundary.hpp) last: port.h redefines printf-family names that
+// would break <cstdio> and fmt if they came later.
 #pragma once
 
 extern "C" {
@@ -26,6 +27,7 @@ extern "C" {
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/array.h"
 #include "utils/builtins.h"

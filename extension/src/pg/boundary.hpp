@@ -1,18 +1,23 @@
 // The C++/PostgreSQL boundary. Two rules, each owned by one helper here:
 //  - no C++ exception reaches PostgreSQL: every extern "C" entry point runs its body through
-//    pg_entry(), which catches everything and re-raises it as a PostgreSQL ERROR;
-//  - no PostgreSQL ERROR longjmps over a C++ frame that owns resources: PostgreSQL calls that
-//    can fail run through pg_call(), which turns the ERROR into a PgError exception.
-// Code passed to pg_call() must not own C++ objects with destructors (a longjmp would skip them).
+//    pg_entry(), which catches everything and re-raises it as a PostgreSQL ERROR once every C++
+//    frame of the body is unwound;
+//  - no PostgreSQL ERROR longjmps over a C++ frame that owns resources: PostgreSQL calls run
+//    through pg_call(), which turns the ERROR into a PgError exception.
+// The code inside a pg_call() must not own C++ objects with destructors across a PostgreSQL call
+// (a longjmp out of it would skip them); the wrappers of pg/ are written that way, and the rest
+// of envsync calls PostgreSQL only through them. pg_call() may nest, and a C++ exception thrown
+// inside it leaves PostgreSQL's error handling as it was before it.
 #pragma once
 
+#include <cstring>
 #include <exception>
 #include <new>
 #include <string>
 #include <type_traits>
 #include <utility>
 
-#include "pg_headers.hpp"
+#include "pg/headers.hpp"
 
 namespace envsync {
 
@@ -29,7 +34,7 @@ private:
     ErrorData *data_;
 };
 
-// An error raised by our own C++ code, with the SQLSTATE and texts the user should see.
+// An error raised by envsync's own C++ code, with the SQLSTATE and texts the user should see.
 class UserError : public std::exception {
 public:
     UserError(int sqlstate, std::string message, std::string detail = {}, std::string hint = {})
@@ -46,15 +51,22 @@ private:
 };
 
 namespace detail {
-// Runs f under PG_TRY; returns the copied error, or nullptr. Kept apart from the caller's frame
-// so that no variable of the caller lives across the setjmp.
+// Runs f under PG_TRY and returns the copied PostgreSQL error, or nullptr. A C++ exception out
+// of f is caught inside the PG_TRY block and handed back through thrown, so that PG_END_TRY
+// always restores PostgreSQL's error stack. Kept apart from the caller's frame so that no
+// variable of the caller lives across the setjmp.
 template <typename F>
-ErrorData *try_pg(F &f) {
+ErrorData *try_pg(F &f, std::exception_ptr &thrown) {
     MemoryContext caller_context = CurrentMemoryContext;
     ErrorData *volatile error = nullptr;
     PG_TRY();
     {
-        f();
+        try {
+            f();
+        } catch (...) {
+            thrown = std::current_exception();
+            MemoryContextSwitchTo(caller_context);
+        }
     }
     PG_CATCH();
     {
@@ -65,6 +77,15 @@ ErrorData *try_pg(F &f) {
     PG_END_TRY();
     return error;
 }
+
+template <typename F>
+void guarded(F &f) {
+    std::exception_ptr thrown;
+    if (ErrorData *error = try_pg(f, thrown))
+        throw PgError(error);
+    if (thrown)
+        std::rethrow_exception(thrown);
+}
 }  // namespace detail
 
 // Runs PostgreSQL code; a PostgreSQL ERROR inside becomes a PgError. The transaction is then
@@ -73,15 +94,13 @@ template <typename F>
 auto pg_call(F &&f) -> decltype(f()) {
     using Result = decltype(f());
     if constexpr (std::is_void_v<Result>) {
-        if (ErrorData *error = detail::try_pg(f))
-            throw PgError(error);
+        detail::guarded(f);
     } else {
         static_assert(std::is_trivially_copyable_v<Result>,
                       "pg_call returns plain PostgreSQL values only");
         Result result{};
         auto run = [&] { result = f(); };
-        if (ErrorData *error = detail::try_pg(run))
-            throw PgError(error);
+        detail::guarded(run);
         return result;
     }
 }
@@ -97,8 +116,19 @@ inline char *copy_message(const char *text) {
         memcpy(copy, text, len + 1);
     return copy;
 }
-[[noreturn]] void raise(ErrorData *pg_error, int sqlstate, char *message, char *detail, char *hint);
-} // namespace detail
+
+[[noreturn]] inline void raise(ErrorData *pg_error, int sqlstate, char *message, char *detail, char *hint) {
+    if (pg_error)
+        ReThrowError(pg_error);
+    if (sqlstate == ERRCODE_OUT_OF_MEMORY)
+        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+    ereport(ERROR, (errcode(sqlstate),
+                    message ? errmsg_internal("%s", message) : errmsg("unexpected internal error"),
+                    detail ? errdetail_internal("%s", detail) : 0,
+                    hint ? errhint("%s", hint) : 0));
+    pg_unreachable();
+}
+}  // namespace detail
 
 // Runs the body of an extern "C" function: every C++ exception ends here and is re-raised as a
 // PostgreSQL ERROR once the catch block is left and every C++ frame of the body is unwound.
@@ -125,4 +155,4 @@ Datum pg_entry(F &&body) noexcept {
     detail::raise(pg_error, sqlstate, message, detail_text, hint);
 }
 
-} // namespace envsync
+}  // namespace envsync

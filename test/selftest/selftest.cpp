@@ -1,8 +1,11 @@
-// Diagnostics that prove the C++/PostgreSQL boundary from SQL (used by the test suite):
-//   envsync.selftest_throw(kind text)        a C++ exception thrown under live C++ objects
-//   envsync.selftest_pg_error(kind text)     a PostgreSQL ERROR raised under live C++ objects
-//   envsync.selftest_live_objects() -> int   C++ objects of these tests not yet destroyed
-//   envsync.selftest_heap_bytes() -> bigint  bytes allocated on the C++ heap (malloc)
+// Diagnostics that prove the C++/PostgreSQL boundary of envsync (extension/src/pg/boundary.hpp)
+// from SQL, in a library of the test suite's own (selftest.sql declares the functions):
+//   selftest.throw_error(kind text)      a C++ exception thrown under live C++ objects
+//   selftest.pg_error(kind text)         a PostgreSQL ERROR raised under live C++ objects, also
+//                                        inside nested pg_call()s and across a C++ exception
+//                                        thrown inside one
+//   selftest.live_objects() -> int       C++ objects of these tests not yet destroyed
+//   selftest.heap_bytes() -> bigint      bytes allocated on the C++ heap (malloc)
 #include <malloc.h>
 
 #include <memory>
@@ -10,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "pg_boundary.hpp"
+#include "pg/boundary.hpp"
 
 namespace envsync {
 namespace {
@@ -64,6 +67,17 @@ Datum selftest_pg_error(FunctionCallInfo fcinfo) {
             SPI_execute("SELECT 'not a number'::integer", true, 0);
             SPI_finish();
         });
+    if (kind == "nested")  // an ERROR two pg_call()s deep comes out of both as itself
+        pg_call([] { pg_call([] { DirectFunctionCall2(int4div, Int32GetDatum(1), Int32GetDatum(0)); }); });
+    if (kind == "after_throw") {
+        // A C++ exception thrown inside pg_call() leaves PostgreSQL's error handling as it was:
+        // the ERROR raised next is caught by its own pg_call(), not by a dead frame.
+        try {
+            pg_call([] { throw std::runtime_error("thrown inside pg_call"); });
+        } catch (const std::runtime_error &) {
+        }
+        return pg_call([] { return DirectFunctionCall2(int4div, Int32GetDatum(1), Int32GetDatum(0)); });
+    }
     throw UserError(ERRCODE_INVALID_PARAMETER_VALUE, "unknown selftest kind \"" + kind + "\"");
 }
 
@@ -71,6 +85,8 @@ Datum selftest_pg_error(FunctionCallInfo fcinfo) {
 }  // namespace envsync
 
 extern "C" {
+PG_MODULE_MAGIC;
+
 PG_FUNCTION_INFO_V1(envsync_selftest_throw);
 Datum envsync_selftest_throw(PG_FUNCTION_ARGS) {
     return envsync::pg_entry([&] { return envsync::selftest_throw(fcinfo); });

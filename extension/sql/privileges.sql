@@ -1,6 +1,7 @@
--- envsync_operator: the role of those allowed to compare environments and choose what to
--- synchronize (grant it to people or to the admin UI's role). Roles belong to the whole
--- cluster, so it is created only if missing and stays when envsync is dropped.
+-- Privileges, last, over everything the script made: who may use what. envsync_operator is the
+-- role of those allowed to compare environments and choose what to synchronize (grant it to
+-- people). Roles belong to the whole cluster, so it is created only if missing and stays when
+-- envsync is dropped.
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'envsync_operator') THEN

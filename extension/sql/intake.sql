@@ -1,0 +1,70 @@
+-- Comparison intake: what enters a comparison for one table. The edits both sides logged are
+-- taken in first (change_log.sql); then the records that differ are read (diff_table,
+-- table_diff.cpp): all rows in a full read, else only the candidates, the records not known to
+-- be in sync. Those found alike are in sync again. The differences are left in
+-- pg_temp.envsync_diff for the classification (classification.sql).
+
+CREATE OR REPLACE FUNCTION envsync.diff_table(source text, target text, tbl regclass, keys text[] DEFAULT NULL)
+RETURNS TABLE (key text[], source_hash bigint, target_hash bigint, changed_columns text[],
+               source_row jsonb, target_row jsonb)
+    AS 'MODULE_PATHNAME', 'envsync_diff_table'
+    LANGUAGE C CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION envsync.diff_table(text, text, regclass, text[]) IS
+    'Records of a table whose content differs between two environments: all (keys NULL) or among the given keys (''{42}'')';
+
+-- A table must still be the same in both environments when they are compared.
+CREATE OR REPLACE FUNCTION envsync.check_same_table(source text, target text, tbl regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e envsync.environments;
+    local_env text := (SELECT name FROM envsync.environments WHERE server IS NULL);
+    remote_shape jsonb;
+    difference text;
+BEGIN
+    FOR e IN SELECT * FROM envsync.environments WHERE name IN (source, target) AND server IS NOT NULL LOOP
+        EXECUTE format('SELECT shape FROM %I.tracked_shapes WHERE table_id = $1', e.link_schema)
+           INTO remote_shape USING (SELECT r.table_id FROM envsync.reading(e.name, tbl) r);
+        difference := envsync.shape_difference(envsync.table_shape(tbl), coalesce(remote_shape, '{}'), local_env, e.name);
+        IF difference IS NOT NULL THEN
+            RAISE EXCEPTION 'table "%" differs between environments "%" and "%"', tbl, local_env, e.name
+                USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = difference,
+                      HINT = 'Make the table identical in every environment, then compare again.';
+        END IF;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION envsync.check_same_table(text, text, regclass) IS
+    'Refuses to compare a table that now differs between the two environments, naming the column';
+
+-- The differing records of a table, read in full or among the candidates, into
+-- pg_temp.envsync_diff (made by the comparison); the pair's bookkeeping follows them.
+CREATE OR REPLACE FUNCTION envsync.take_in_differences(source text, target text, tbl regclass, full_read boolean)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    pair_a text := least(source, target);
+    pair_b text := greatest(source, target);
+    id integer := (SELECT t.table_id FROM envsync.tracked_tables t WHERE t.relid = tbl);
+    candidates text[];
+BEGIN
+    PERFORM envsync.check_same_table(source, target, tbl);
+    TRUNCATE pg_temp.envsync_diff;
+    IF NOT full_read THEN
+        candidates := ARRAY(SELECT u.key::text FROM envsync.unsynced u
+                             WHERE u.env_a = pair_a AND u.env_b = pair_b AND u.table_id = id);
+    END IF;
+    INSERT INTO pg_temp.envsync_diff (key, source_hash, target_hash, changed_columns, source_row, target_row)
+    SELECT d.key, d.source_hash, d.target_hash, d.changed_columns, d.source_row, d.target_row
+      FROM envsync.diff_table(source, target, tbl, candidates) d;
+    -- Records found alike are in sync: their edits are forgotten.
+    DELETE FROM envsync.unsynced u
+     WHERE u.env_a = pair_a AND u.env_b = pair_b AND u.table_id = id
+       AND NOT EXISTS (SELECT FROM pg_temp.envsync_diff d WHERE d.key = u.key);
+    IF full_read THEN   -- differences nobody logged (they predate tracking) join the candidates
+        INSERT INTO envsync.unsynced (env_a, env_b, table_id, key)
+        SELECT pair_a, pair_b, id, d.key FROM pg_temp.envsync_diff d
+        ON CONFLICT DO NOTHING;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION envsync.take_in_differences(text, text, regclass, boolean) IS
+    'Reads the records of a table that differ (all rows, or the candidates) and keeps the pair''s bookkeeping';

@@ -1,0 +1,184 @@
+-- Remote access: how PROD reaches another environment's envsync through postgres_fdw (the
+-- foreign tables of its link schema), where a table's hashes, rows and change log are read in
+-- an environment, and how an error that came from there is told. Every remote name is quoted;
+-- the remote session runs with search_path = pg_catalog, so every name there is qualified.
+
+-- What this environment tells another about itself. snapshot: what this database's transaction
+-- sees (postgres_fdw reads a remote database in one repeatable-read transaction, so it also
+-- tells which logged changes the same reads see).
+CREATE OR REPLACE VIEW envsync.about AS
+    SELECT e.extversion AS version, current_database() AS database_name,
+           pg_catalog.pg_current_snapshot() AS snapshot
+      FROM pg_catalog.pg_extension e WHERE e.extname = 'envsync';
+COMMENT ON VIEW envsync.about IS 'envsync version installed in this database';
+COMMENT ON COLUMN envsync.about.version IS 'The envsync version here';
+COMMENT ON COLUMN envsync.about.database_name IS 'This database';
+COMMENT ON COLUMN envsync.about.snapshot IS 'What this transaction sees (the change log it reads)';
+
+-- The foreign tables reaching another environment's envsync, in its link schema.
+CREATE OR REPLACE FUNCTION envsync.create_link(link name, server name) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    relation record;
+BEGIN
+    EXECUTE format('CREATE SCHEMA %I', link);
+    FOR relation IN SELECT * FROM (VALUES
+        ('about', 'version text, database_name name, snapshot pg_snapshot', ''),
+        ('track_requests', 'schema_name name, table_name name, filter_column name, filter_pattern text, '
+                           'table_id integer, shape jsonb', ''),
+        ('tracked_shapes', 'table_id integer, shape jsonb', ''),
+        ('row_log', 'table_id integer, key text[], kind "char", applied boolean, xid xid8, at timestamptz',
+                    ', fetch_size ''10000'''),
+        -- asynchronous: the other server hashes its rows while this one hashes its own
+        ('row_hashes', 'table_id integer, key text, hash bigint', ', fetch_size ''10000'', async_capable ''true'''),
+        ('read_requests', 'table_id integer, keys text[], rows jsonb', ''),
+        -- an apply stages its records in batches, then one request writes them
+        ('apply_stage', 'run bigint, table_id integer, key text[], op "char", expect_hash bigint, '
+                        'new_row jsonb, new_hash bigint', ', batch_size ''1000'''),
+        ('apply_requests', 'run bigint, environment text, move_sequences boolean, result jsonb', '')
+        ) AS r (name, columns, options) LOOP
+        EXECUTE format('CREATE FOREIGN TABLE %I.%I (%s) SERVER %I OPTIONS (schema_name ''envsync'', table_name %L%s)',
+                       link, relation.name, relation.columns, server, relation.name, relation.options);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION envsync.create_link(name, name) IS
+    'Creates the schema of foreign tables that reach another environment''s envsync';
+
+-- Where an environment's row hashes, read requests and change log are (quoted names: its link
+-- schema's foreign tables, or envsync's own here), and the table's id there.
+CREATE OR REPLACE FUNCTION envsync.reading(env text, tbl regclass, OUT hashes_from text, OUT requests_from text,
+                                           OUT log_from text, OUT table_id integer)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e envsync.environments;
+BEGIN
+    SELECT * INTO e FROM envsync.environments WHERE name = env;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'environment "%" does not exist', env
+            USING ERRCODE = 'undefined_object', HINT = 'The environments are listed in envsync.environments.';
+    END IF;
+    SELECT et.remote_table_id INTO table_id
+      FROM envsync.environment_tables et JOIN envsync.tracked_tables t USING (table_id)
+     WHERE et.environment = env AND t.relid = tbl;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table "%" is not synchronized with environment "%"', tbl, env
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Add it to a module with sync_add_module().';
+    END IF;
+    hashes_from := format('%I.row_hashes', coalesce(e.link_schema, 'envsync'));
+    requests_from := CASE WHEN e.link_schema IS NOT NULL THEN format('%I.read_requests', e.link_schema) END;
+    log_from := format('%I.row_log', coalesce(e.link_schema, 'envsync'));
+END
+$$;
+COMMENT ON FUNCTION envsync.reading(text, regclass) IS
+    'Where an environment''s row hashes, read requests and change log of a table are read, and the table''s id there';
+
+-- The rows of a table in an environment with the given keys (all when NULL), read where they
+-- live as the table's owner: the SQL of a FROM item giving key text[], hash and the row as JSON,
+-- with the keys as the parameter numbered keys_param.
+CREATE OR REPLACE FUNCTION envsync.rows_sql(env text, tbl regclass, keys_param integer) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+BEGIN
+    SELECT * INTO r FROM envsync.reading(env, tbl);
+    IF r.requests_from IS NULL THEN
+        RETURN format('envsync.table_rows(%s, $%s)', r.table_id, keys_param);
+    END IF;
+    RETURN format('(SELECT ARRAY(SELECT jsonb_array_elements_text(e -> ''key'')) AS key, (e ->> ''hash'')::bigint AS hash,
+                           e -> ''row'' AS row
+                      FROM envsync.request_rows(%L, %s, $%s) AS e)', r.requests_from, r.table_id, keys_param);
+END
+$$;
+COMMENT ON FUNCTION envsync.rows_sql(text, regclass, integer) IS
+    'The FROM item reading the rows of given keys of a table in an environment, where they live';
+
+-- Asks another environment for rows (its read_requests): one round trip, the answer a JSON array.
+CREATE OR REPLACE FUNCTION envsync.request_rows(requests_from text, table_id integer, keys text[]) RETURNS SETOF jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    answer jsonb;
+BEGIN
+    EXECUTE format('INSERT INTO %s (table_id, keys) VALUES ($1, $2) RETURNING rows', requests_from)
+       INTO answer USING table_id, keys;
+    RETURN QUERY SELECT jsonb_array_elements(answer);
+END
+$$;
+COMMENT ON FUNCTION envsync.request_rows(text, integer, text[]) IS 'Asks another environment for the rows of given keys';
+
+-- What an environment's transaction sees now. For another environment this is also the
+-- snapshot of every later read of it in this transaction (postgres_fdw: repeatable read).
+CREATE OR REPLACE FUNCTION envsync.current_snapshot(env text) RETURNS pg_snapshot
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e envsync.environments;
+    snap pg_snapshot;
+BEGIN
+    SELECT * INTO e FROM envsync.environments WHERE name = env;
+    IF e.server IS NULL THEN
+        RETURN pg_current_snapshot();
+    END IF;
+    EXECUTE format('SELECT snapshot FROM %I.about', e.link_schema) INTO snap;
+    RETURN snap;
+END
+$$;
+COMMENT ON FUNCTION envsync.current_snapshot(text) IS 'What an environment''s transaction sees now (its change log up to there)';
+
+-- Raises an error with its SQLSTATE and texts, those that are NULL left out.
+CREATE OR REPLACE FUNCTION envsync.raise_error(state text, message text, detail text, hint text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF nullif(detail, '') IS NULL AND nullif(hint, '') IS NULL THEN
+        RAISE EXCEPTION USING MESSAGE = message, ERRCODE = state;
+    ELSIF nullif(hint, '') IS NULL THEN
+        RAISE EXCEPTION USING MESSAGE = message, ERRCODE = state, DETAIL = detail;
+    ELSIF nullif(detail, '') IS NULL THEN
+        RAISE EXCEPTION USING MESSAGE = message, ERRCODE = state, HINT = hint;
+    END IF;
+    RAISE EXCEPTION USING MESSAGE = message, ERRCODE = state, DETAIL = detail, HINT = hint;
+END
+$$;
+COMMENT ON FUNCTION envsync.raise_error(text, text, text, text) IS 'Raises an error with its SQLSTATE, message, detail and hint (NULL ones left out)';
+
+-- Tells an error met while talking to environment env (its SQLSTATE, texts and context), as
+-- coming from there: connection problems say what to check, a missing envsync or grant there
+-- says what to run there. Errors that did not come from there are raised again as they were.
+CREATE OR REPLACE FUNCTION envsync.raise_from_environment(env text, state text, message text, detail text,
+                                                          hint text, context text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF state IN ('08001', '08004') OR state = '2F003' OR state = '42704' AND message LIKE 'user mapping not found%' THEN
+        RAISE EXCEPTION 'cannot connect to environment "%"', env
+            USING ERRCODE = state, DETAIL = message || coalesce(E'\n' || detail, ''),
+                  HINT = format('Check the foreign server of environment "%s" (host, port, dbname) and its user mapping for role %I.',
+                                env, current_user);
+    ELSIF state LIKE '08%' THEN
+        RAISE EXCEPTION 'lost the connection to environment "%"', env
+            USING ERRCODE = state, DETAIL = message || coalesce(E'\n' || detail, ''),
+                  HINT = format('The server of environment "%s" went away while envsync talked to it; nothing of this was kept there. Try again once it is back.', env);
+    ELSIF env IS NULL OR coalesce(context, '') NOT LIKE '%remote SQL command%'
+          OR message LIKE format('%%environment "%s"%%', env) THEN
+        PERFORM envsync.raise_error(state, message, detail, hint);
+    ELSIF state = '42P01' AND message LIKE 'relation "envsync.%' THEN
+        RAISE EXCEPTION 'envsync is not installed in the database of environment "%"', env
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'There, run CREATE EXTENSION envsync CASCADE and SELECT sync_grant_link(''<role of the user mapping>'').';
+    ELSIF state = '42501' AND message NOT LIKE '%not open to synchronization%' THEN
+        RAISE EXCEPTION 'the role of the user mapping may not use envsync in environment "%"', env
+            USING ERRCODE = 'insufficient_privilege', DETAIL = message,
+                  HINT = 'There, run SELECT sync_grant_link(''<role of the user mapping>'').';
+    END IF;
+    PERFORM envsync.raise_error(state, format('environment "%s": %s', env, message), detail, hint);
+END
+$$;
+COMMENT ON FUNCTION envsync.raise_from_environment(text, text, text, text, text, text) IS
+    'Raises an error met while talking to an environment as coming from there, with what to check or run';
+
+-- One comparison or synchronization of a pair of environments at a time.
+CREATE OR REPLACE FUNCTION envsync.lock_pair(a text, b text) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    -- '/' never occurs in an environment's name (envsync.valid_name)
+    SELECT pg_advisory_xact_lock(hashtext('envsync pair'), hashtext(least(a, b) || '/' || greatest(a, b)))
+$$;
+COMMENT ON FUNCTION envsync.lock_pair(text, text) IS 'Waits for the lock of a pair of environments (for this transaction)';

@@ -1,0 +1,77 @@
+-- Reading a synced table where it lives, as its owner (table_read.cpp runs the query): the
+-- full comparison's hashes, the rows of given keys, and the same for another environment
+-- (envsync.row_hashes, envsync.read_requests), which reaches only the tables opened to it.
+
+-- Who may read which table, as whom, and the query. what: 'hashes' (the key's text and the
+-- content hash of every synced row) or 'rows' (key text[], hash and the row as JSON, of the rows
+-- whose key texts are in $1; all rows when $1 is NULL). Rows outside the row filter are not read.
+CREATE OR REPLACE FUNCTION envsync.readable_table(table_id integer, what text, OUT owner oid, OUT query text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t envsync.tracked_tables;
+    k record;
+    filter text;
+BEGIN
+    SELECT * INTO t FROM envsync.tracked_tables tt WHERE tt.table_id = readable_table.table_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table id % is not tracked in this database', table_id
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Compare the environments again.';
+    END IF;
+    PERFORM envsync.require_open_table(t.relid);
+    owner := (SELECT c.relowner FROM pg_class c WHERE c.oid = t.relid);
+    SELECT * INTO k FROM envsync.key_sql(t.relid, 1);
+    filter := CASE WHEN t.filter_column IS NOT NULL
+                   THEN format(' AND t.%I LIKE %L', t.filter_column, t.filter_pattern) ELSE '' END;
+    query := CASE what
+        WHEN 'hashes' THEN format('SELECT %s AS key, envsync.row_hash(t) AS hash FROM %s t WHERE true%s',
+                                  k.key_text, t.relid, filter)
+        WHEN 'rows' THEN format('SELECT %s AS key, envsync.row_hash(t) AS hash, envsync.row_json(t) AS row '
+                                'FROM %s t WHERE ($1 IS NULL OR %s)%s', k.key_array, t.relid, k.key_match, filter) END;
+END
+$$;
+COMMENT ON FUNCTION envsync.readable_table(integer, text) IS
+    'Who may read a synced table (another environment only the tables opened to it), as which owner, with which query';
+
+CREATE OR REPLACE FUNCTION envsync.table_hashes(table_id integer) RETURNS TABLE (key text, hash bigint)
+    AS 'MODULE_PATHNAME', 'envsync_table_hashes' LANGUAGE C STRICT;
+COMMENT ON FUNCTION envsync.table_hashes(integer) IS
+    'Key (the text of its text[] form) and content hash of every synced row of a tracked table, read as the table''s owner';
+
+CREATE OR REPLACE FUNCTION envsync.table_rows(table_id integer, keys text[])
+RETURNS TABLE (key text[], hash bigint, "row" jsonb)
+    AS 'MODULE_PATHNAME', 'envsync_table_rows' LANGUAGE C CALLED ON NULL INPUT;
+COMMENT ON FUNCTION envsync.table_rows(integer, text[]) IS
+    'The synced rows of a tracked table with the given keys (all if NULL), read as the table''s owner';
+
+-- What another environment reads in a full comparison: each server hashes its own rows. A query
+-- for one table_id reads that table only; nothing here depends on the synced tables themselves.
+CREATE OR REPLACE VIEW envsync.row_hashes AS
+    SELECT t.table_id, h.key, h.hash
+      FROM envsync.tracked_tables t CROSS JOIN LATERAL envsync.table_hashes(t.table_id) h;
+COMMENT ON VIEW envsync.row_hashes IS 'Key and content hash of every synced row, by tracked table';
+COMMENT ON COLUMN envsync.row_hashes.table_id IS 'The table''s id here';
+COMMENT ON COLUMN envsync.row_hashes.key IS 'The record''s key, as the text of its text[] form';
+COMMENT ON COLUMN envsync.row_hashes.hash IS 'Its content hash (envsync.row_hash)';
+
+-- What another environment reads of particular records: it inserts the table's id and the keys,
+-- and the trigger answers in the returned row (RETURNING rows: a JSON array of {key, hash, row}).
+-- Nothing is stored: it is a view.
+CREATE OR REPLACE VIEW envsync.read_requests AS
+    SELECT NULL::integer AS table_id, NULL::text[] AS keys, NULL::jsonb AS rows WHERE false;
+COMMENT ON VIEW envsync.read_requests IS
+    'Requests for the synced rows of a table with given keys, answered in the returned row (nothing is stored)';
+COMMENT ON COLUMN envsync.read_requests.table_id IS 'The table''s id here';
+COMMENT ON COLUMN envsync.read_requests.keys IS 'The keys wanted, each the text of its text[] form; NULL: all rows';
+COMMENT ON COLUMN envsync.read_requests.rows IS 'Answer: a JSON array of {key, hash, row}';
+
+CREATE OR REPLACE FUNCTION envsync.read_request() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    NEW.rows := (SELECT coalesce(jsonb_agg(jsonb_build_object('key', r.key, 'hash', r.hash, 'row', r.row)), '[]')
+                   FROM envsync.table_rows(NEW.table_id, NEW.keys) r);
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION envsync.read_request() IS 'Answers a read request with the rows asked for';
+CREATE OR REPLACE TRIGGER read_request INSTEAD OF INSERT ON envsync.read_requests
+    FOR EACH ROW EXECUTE FUNCTION envsync.read_request();

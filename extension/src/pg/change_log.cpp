@@ -1,0 +1,153 @@
+#include "pg/change_log.hpp"
+
+namespace envsync::pg {
+
+bool applying = false;
+
+namespace {
+
+enum class ChangeKind : char { inserted = 'I', updated = 'U', deleted = 'D' };
+enum LogColumn { table_id_col, key_col, kind_col, applied_col, xid_col, at_col, n_cols };
+
+Oid log_relid = InvalidOid;
+
+void forget_log(Datum, Oid relid) {
+    if (relid == InvalidOid || relid == log_relid)
+        log_relid = InvalidOid;
+}
+
+// The log table, opened for appending (closed with table_close(.., NoLock)).
+Relation open_change_log() {
+    static bool callback_registered = false;
+    if (!callback_registered) {
+        CacheRegisterRelcacheCallback(forget_log, Datum(0));
+        callback_registered = true;
+    }
+    if (!OidIsValid(log_relid))
+        log_relid = get_relname_relid("row_log", get_namespace_oid("envsync", false));
+    if (!OidIsValid(log_relid))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("envsync change log table is missing"),
+                        errhint("Reinstall the extension with DROP EXTENSION envsync and CREATE EXTENSION envsync.")));
+    Relation rel = table_open(log_relid, RowExclusiveLock);
+    // Entries are written straight to the heap, bypassing the executor: the table must stay
+    // exactly as the install script made it (no index, no trigger) to remain consistent.
+    if (RelationGetDescr(rel)->natts != n_cols || RelationGetIndexList(rel) != NIL || rel->trigdesc)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("envsync change log table \"envsync.row_log\" was altered"),
+                        errdetail("The table must have no index, no trigger and its original columns.")));
+    return rel;
+}
+
+void append_change(Relation log, int32 table_id, Datum key, ChangeKind kind) {
+    Datum values[n_cols];
+    bool nulls[n_cols] = {};
+    values[table_id_col] = Int32GetDatum(table_id);
+    values[key_col] = key;
+    values[kind_col] = CharGetDatum(static_cast<char>(kind));
+    values[applied_col] = BoolGetDatum(applying);
+    values[xid_col] = FullTransactionIdGetDatum(GetTopFullTransactionId());
+    values[at_col] = TimestampTzGetDatum(GetCurrentStatementStartTimestamp());
+    HeapTuple tuple = heap_form_tuple(RelationGetDescr(log), values, nulls);
+    simple_heap_insert(log, tuple);
+    heap_freetuple(tuple);
+}
+
+struct DeformedRow {
+    Datum *values;
+    bool *nulls;
+};
+
+DeformedRow deform(HeapTuple tuple, TupleDesc desc) {
+    DeformedRow row{static_cast<Datum *>(palloc(desc->natts * sizeof(Datum))),
+                    static_cast<bool *>(palloc(desc->natts * sizeof(bool)))};
+    heap_deform_tuple(tuple, desc, row.values, row.nulls);
+    return row;
+}
+
+}  // namespace
+
+int32 tracked_table_id(Oid relid) {
+    return pg_call([&] {
+        Oid schema = get_namespace_oid("envsync", true);
+        Oid tables = OidIsValid(schema) ? get_relname_relid("tracked_tables", schema) : InvalidOid;
+        if (!OidIsValid(tables))
+            return int32(0);
+        Relation rel = table_open(tables, AccessShareLock);
+        TupleDesc desc = RelationGetDescr(rel);
+        AttrNumber id_column = InvalidAttrNumber, relid_column = InvalidAttrNumber;
+        for (int i = 0; i < desc->natts; i++) {
+            const char *name = NameStr(TupleDescAttr(desc, i)->attname);
+            if (strcmp(name, "table_id") == 0)
+                id_column = i + 1;
+            else if (strcmp(name, "relid") == 0)
+                relid_column = i + 1;
+        }
+        if (id_column == InvalidAttrNumber || relid_column == InvalidAttrNumber)
+            ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                            errmsg("envsync table \"envsync.tracked_tables\" was altered")));
+        ScanKeyData key;
+        ScanKeyInit(&key, relid_column, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+        TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 1, &key);
+        int32 id = 0;
+        if (HeapTuple tuple = heap_getnext(scan, ForwardScanDirection)) {
+            bool isnull;
+            Datum value = heap_getattr(tuple, id_column, desc, &isnull);
+            id = isnull ? 0 : DatumGetInt32(value);
+        }
+        table_endscan(scan);
+        table_close(rel, AccessShareLock);
+        return id;
+    });
+}
+
+void log_row_event(TriggerData *trigger, const std::vector<ColumnReader> &columns,
+                   const std::vector<AttrNumber> &key, int32 table_id) {
+    pg_call([&] {
+        TupleDesc desc = RelationGetDescr(trigger->tg_relation);
+        Relation log = open_change_log();
+        TriggerEvent event = trigger->tg_event;
+        if (TRIGGER_FIRED_BY_INSERT(event)) {
+            DeformedRow row = deform(trigger->tg_trigtuple, desc);
+            append_change(log, table_id, unguarded::row_key(columns, key, row.values, row.nulls), ChangeKind::inserted);
+        } else if (TRIGGER_FIRED_BY_DELETE(event)) {
+            DeformedRow row = deform(trigger->tg_trigtuple, desc);
+            append_change(log, table_id, unguarded::row_key(columns, key, row.values, row.nulls), ChangeKind::deleted);
+        } else {
+            DeformedRow before = deform(trigger->tg_trigtuple, desc);
+            DeformedRow after = deform(trigger->tg_newtuple, desc);
+            Datum new_key = unguarded::row_key(columns, key, after.values, after.nulls);
+            if (unguarded::same_key(columns, key, before.values, before.nulls, after.values, after.nulls)) {
+                append_change(log, table_id, new_key, ChangeKind::updated);
+            } else {  // a changed internal ID is another record: one gone, one new
+                append_change(log, table_id, unguarded::row_key(columns, key, before.values, before.nulls),
+                              ChangeKind::deleted);
+                append_change(log, table_id, new_key, ChangeKind::inserted);
+            }
+        }
+        table_close(log, NoLock);
+    });
+}
+
+void log_truncate(Relation rel, const std::vector<ColumnReader> &columns, const std::vector<AttrNumber> &key,
+                  int32 table_id) {
+    pg_call([&] {
+        TupleDesc desc = RelationGetDescr(rel);
+        Relation log = open_change_log();
+        Datum *values = static_cast<Datum *>(palloc(desc->natts * sizeof(Datum)));
+        bool *nulls = static_cast<bool *>(palloc(desc->natts * sizeof(bool)));
+        TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, nullptr);
+        MemoryContext per_row = AllocSetContextCreate(CurrentMemoryContext, "envsync truncate", ALLOCSET_DEFAULT_SIZES);
+        MemoryContext outer = MemoryContextSwitchTo(per_row);
+        for (HeapTuple tuple; (tuple = heap_getnext(scan, ForwardScanDirection)) != nullptr;) {
+            heap_deform_tuple(tuple, desc, values, nulls);
+            append_change(log, table_id, unguarded::row_key(columns, key, values, nulls), ChangeKind::deleted);
+            MemoryContextReset(per_row);
+        }
+        MemoryContextSwitchTo(outer);
+        MemoryContextDelete(per_row);
+        table_endscan(scan);
+        table_close(log, NoLock);
+    });
+}
+
+}  // namespace envsync::pg

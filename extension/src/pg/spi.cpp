@@ -1,0 +1,87 @@
+#include "pg/spi.hpp"
+
+namespace envsync::pg {
+
+void connect() {
+    pg_call([] {
+        if (SPI_connect() != SPI_OK_CONNECT)
+            elog(ERROR, "envsync: SPI_connect failed");
+    });
+}
+
+void finish() {
+    pg_call([] { SPI_finish(); });
+}
+
+uint64_t execute(const std::string &sql, Params params, bool read_only) {
+    return pg_call([&] {
+        int status = SPI_execute_with_args(sql.c_str(), params.size(), params.types(), params.values(),
+                                           params.nulls(), read_only, 0);
+        if (status < 0)
+            elog(ERROR, "envsync: SPI_execute_with_args failed: %s", SPI_result_code_string(status));
+        return static_cast<uint64_t>(SPI_processed);
+    });
+}
+
+Datum value(uint64_t row, int column, bool *isnull) {
+    return pg_call([&] { return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, column, isnull); });
+}
+
+Datum value(uint64_t row, int column) {
+    bool isnull;
+    Datum datum = value(row, column, &isnull);
+    return isnull ? Datum(0) : datum;
+}
+
+std::string text_value(uint64_t row, int column) {
+    const char *copy = pg_call([&]() -> const char * {
+        bool isnull;
+        Datum datum = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, column, &isnull);
+        return isnull ? nullptr : TextDatumGetCString(datum);
+    });
+    return copy ? std::string(copy) : std::string();
+}
+
+Datum transfer(uint64_t row, int column, bool *isnull) {
+    return pg_call([&] {
+        Datum datum = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, column, isnull);
+        if (*isnull)
+            return Datum(0);
+        Form_pg_attribute att = TupleDescAttr(SPI_tuptable->tupdesc, column - 1);
+        return SPI_datumTransfer(datum, att->attbyval, att->attlen);
+    });
+}
+
+void free_rows() {
+    pg_call([] { SPI_freetuptable(SPI_tuptable); });
+}
+
+SPITupleTable *keep_rows() {
+    SPITupleTable *rows = SPI_tuptable;
+    SPI_tuptable = nullptr;
+    return rows;
+}
+
+void free_rows(SPITupleTable *rows) {
+    pg_call([&] { SPI_freetuptable(rows); });
+}
+
+Portal open(const char *name, const std::string &sql, Params params, bool read_only) {
+    return pg_call([&] {
+        return SPI_cursor_open_with_args(name, sql.c_str(), params.size(), params.types(), params.values(),
+                                         params.nulls(), read_only, 0);
+    });
+}
+
+uint64_t fetch(Portal cursor, long count) {
+    return pg_call([&] {
+        SPI_cursor_fetch(cursor, true, count);
+        return static_cast<uint64_t>(SPI_processed);
+    });
+}
+
+void close(Portal cursor) {
+    pg_call([&] { SPI_cursor_close(cursor); });
+}
+
+}  // namespace envsync::pg
