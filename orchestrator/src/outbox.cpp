@@ -13,7 +13,7 @@ SELECT id, floor(extract(epoch FROM created_at))::bigint, recipient, attempts, k
        payload->>'comparison_id', payload->>'sync_id', payload->>'source', payload->>'target',
        payload->>'mode', payload->>'started_by', payload->>'scheduled_by', payload->>'test_import',
        payload->>'finished_at', payload->>'error', payload->>'detail', payload->>'hint',
-       coalesce(jsonb_typeof(payload->'modules') = 'array', false)
+       coalesce(jsonb_typeof(payload->'modules') = 'array', false), payload->>'title', payload->>'text'
   FROM envsync.outbox
  WHERE status = 'pending' AND next_attempt_at <= least(now(), $1::timestamptz)
  ORDER BY next_attempt_at, id
@@ -67,6 +67,8 @@ std::optional<Row> claim_next(pg::Connection& db, const std::string& cutoff)
     n.detail = r.get(0, 16);
     n.hint = r.get(0, 17);
     n.has_modules = r.text(0, 18) == "t";
+    n.title = r.get(0, 19);
+    n.text = r.get(0, 20);
 
     const pg::Result m = db.exec(modules_sql, {std::to_string(row.id)});
     for (int i = 0; i < m.rows(); ++i)

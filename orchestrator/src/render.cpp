@@ -20,6 +20,7 @@ struct Table {
 
 struct Document {
     std::string title;
+    std::string lead;  // envsync's own text, before the facts
     std::vector<std::pair<std::string, std::string>> facts;
     std::optional<Table> table;
     std::string note;  // shown instead of an empty table
@@ -71,6 +72,7 @@ std::string replace_all(std::string text, std::string_view from, std::string_vie
 std::string text_body(const Document& doc)
 {
     std::string out = doc.title + "\n" + std::string(width(doc.title), '=') + "\n\n";
+    if (!doc.lead.empty()) out += doc.lead + "\n\n";
 
     std::size_t label_width = 0;
     for (const auto& fact : doc.facts) label_width = std::max(label_width, width(fact.first) + 1);
@@ -110,8 +112,10 @@ std::string html_body(const Document& doc, const std::string& subject)
 
     std::string out = fmt::format(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{}</title></head>\n"
-        "<body style=\"font-family:sans-serif\">\n<h2>{}</h2>\n<table>\n",
+        "<body style=\"font-family:sans-serif\">\n<h2>{}</h2>\n",
         html_escape(subject), html_escape(doc.title));
+    if (!doc.lead.empty()) out += fmt::format("<p>{}</p>\n", html_escape(doc.lead));
+    out += "<table>\n";
     for (const auto& [label, value] : doc.facts)
         out += fmt::format("<tr><th style=\"text-align:left;padding-right:10px\">{}</th>"
                            "<td style=\"white-space:pre-wrap\">{}</td></tr>\n",
@@ -193,6 +197,10 @@ Rendered render(const Notification& notification)
         doc = sync_finished(notification, false);
     else
         throw std::invalid_argument(fmt::format("unsupported notification kind '{}'", notification.kind));
+    // envsync writes the heading and text of its messages; mails queued without them (before
+    // envsync 0.2.0) keep the heading made here.
+    if (notification.title && !notification.title->empty()) doc.title = *notification.title;
+    if (notification.text) doc.lead = *notification.text;
     return {text_body(doc), html_body(doc, mime::header_text(shown(notification.subject)))};
 }
 

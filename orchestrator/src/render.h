@@ -24,6 +24,8 @@ struct ModuleRow {
 struct Notification {
     std::string kind;
     std::string subject;
+    Value title;  // the heading and the text envsync wrote (its message for a synchronization)
+    Value text;
     Value comparison_id;
     Value sync_id;
     Value source;

@@ -109,6 +109,20 @@ TEST(Render, SyncSucceededWithCounts)
     EXPECT_FALSE(contains(r.text, "Error"));
 }
 
+TEST(Render, EnvsyncsOwnTitleAndTextLead)
+{
+    auto n = sync("sync_succeeded");
+    n.title = "Success: Synchronization process";
+    n.text = "Synchronization 3 of TEST > PROD finished on 2026-12-01 22:00. <b>applied</b>";
+    const auto r = render(n);
+    EXPECT_TRUE(contains(r.text, "Success: Synchronization process\n================================\n\n"
+                                 "Synchronization 3 of TEST > PROD finished on 2026-12-01 22:00. <b>applied</b>\n\n"));
+    EXPECT_FALSE(contains(r.text, "Synchronization #3 succeeded")) << "envsync's heading replaces the made-up one";
+    EXPECT_TRUE(contains(r.html, "<h2>Success: Synchronization process</h2>\n<p>Synchronization 3 of TEST &gt; PROD"
+                                 " finished on 2026-12-01 22:00. &lt;b&gt;applied&lt;/b&gt;</p>\n<table>"));
+    EXPECT_TRUE(contains(r.text, "Test import:   no\n")) << "the facts follow";
+}
+
 TEST(Render, SyncSucceededWithNothingToDo)
 {
     auto n = sync("sync_succeeded");

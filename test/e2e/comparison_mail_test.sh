@@ -45,6 +45,6 @@ cells=$(field cells)
 like "$cells" '\["Module", "New", "Modified", "Deleted", "Conflicts"\]' "the summary is a table of modules and kinds"
 like "$cells" '\["cms", "2", "0", "0", "1"\]' "CMS: the two new blocks and the page created on both sides"
 like "$cells" '\["catalogue", "2", "1", "1", "1"\]' "catalogue: as the comparison found"
-like "$(field text)" "Comparison #$id finished: test → prod" "the plain-text part says it too"
+like "$(field text)" "Comparison $id finished: TEST > PROD" "the plain-text part says it too, in envsync's words"
 like "$(field text)" 'cms +2 +0 +0 +1' "with the same table"
 done_testing
