@@ -4,7 +4,11 @@
 # The control file lives in extension/, so PGXS's EXTENSION variable (which wants it at the top)
 # is not used: MODULEDIR installs the files where CREATE EXTENSION looks.
 EXTNAME      = envsync
-EXTVERSION   = 0.1.0
+# The version, in this one place: the control file and the scripts are made from it.
+EXTVERSION   = 0.2.0
+# The upgrade scripts: each is its steps (extension/upgrade/FROM--TO.sql) around the install
+# script, whose every object is created idempotently.
+UPGRADES     = 0.1.0--0.2.0
 MODULEDIR    = extension
 MODULE_big   = envsync
 OBJS         = $(patsubst %.cpp,%.o,$(wildcard extension/src/*.cpp extension/src/pg/*.cpp))
@@ -13,8 +17,9 @@ OBJS         = $(patsubst %.cpp,%.o,$(wildcard extension/src/*.cpp extension/src
 SQL_PARTS    = schema catalog rows tracking link table_reads remote environments modules progress \
                change_log review intake classification compare apply revert runs messages outbox schedule \
                dump privileges
-DATA_built   = extension/$(EXTNAME)--$(EXTVERSION).sql
-DATA         = extension/$(EXTNAME).control
+INSTALL_SQL  = $(foreach p,$(SQL_PARTS),extension/sql/$(p).sql)
+UPGRADE_SQL  = $(foreach u,$(UPGRADES),extension/$(EXTNAME)--$(u).sql)
+DATA_built   = extension/$(EXTNAME)--$(EXTVERSION).sql $(UPGRADE_SQL) extension/$(EXTNAME).control
 
 REGRESS      = boundary row_hash catalog tracking syncs security
 REGRESS_OPTS = --load-extension=postgres_fdw --load-extension=envsync
@@ -31,7 +36,17 @@ override with_llvm = no
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-extension/$(EXTNAME)--$(EXTVERSION).sql: $(foreach p,$(SQL_PARTS),extension/sql/$(p).sql)
+extension/$(EXTNAME)--$(EXTVERSION).sql: $(INSTALL_SQL)
 	cat $^ > $@
+
+# The install script goes where the steps say "-- @install script@".
+$(UPGRADE_SQL): extension/$(EXTNAME)--%.sql: extension/upgrade/%.sql $(INSTALL_SQL)
+	grep -qx -- '-- @install script@' $<
+	sed '/^-- @install script@$$/,$$d' $< > $@
+	cat $(INSTALL_SQL) >> $@
+	sed '1,/^-- @install script@$$/d' $< >> $@
+
+extension/$(EXTNAME).control: extension/$(EXTNAME).control.in Makefile
+	sed 's/@EXTVERSION@/$(EXTVERSION)/' $< > $@
 
 -include $(OBJS:.o=.d)

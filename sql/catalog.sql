@@ -99,3 +99,28 @@ SELECT sync_set_operator('no_such_role', 'ops@example.com');
 SELECT * FROM envsync.operators;
 SELECT sync_remove_operator('envsync_regress_operator');
 DROP ROLE envsync_regress_operator;
+
+-- Every function, table, view, column and setting of envsync says what it is (COMMENT ON, or the
+-- setting's description): this lists those that do not.
+WITH members AS (
+    SELECT d.classid, d.objid FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+     WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND e.extname = 'envsync')
+SELECT 'function ' || p.oid::regprocedure AS uncommented
+  FROM members m JOIN pg_proc p ON m.classid = 'pg_proc'::regclass AND p.oid = m.objid
+ WHERE obj_description(p.oid, 'pg_proc') IS NULL
+UNION ALL
+SELECT CASE c.relkind WHEN 'v' THEN 'view ' ELSE 'table ' END || c.oid::regclass
+  FROM members m JOIN pg_class c ON m.classid = 'pg_class'::regclass AND c.oid = m.objid
+ WHERE c.relkind IN ('r', 'v') AND obj_description(c.oid, 'pg_class') IS NULL
+UNION ALL
+SELECT 'column ' || c.oid::regclass || '.' || a.attname
+  FROM members m JOIN pg_class c ON m.classid = 'pg_class'::regclass AND c.oid = m.objid
+  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+ WHERE c.relkind IN ('r', 'v') AND col_description(c.oid, a.attnum) IS NULL
+UNION ALL
+SELECT 'setting ' || name FROM pg_settings WHERE name LIKE 'envsync.%' AND coalesce(short_desc, '') = ''
+ORDER BY 1;
+SELECT count(*) > 100 AS commented_functions FROM pg_proc p
+  JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+  JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'envsync'
+ WHERE obj_description(p.oid, 'pg_proc') IS NOT NULL;

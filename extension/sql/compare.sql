@@ -126,9 +126,10 @@ BEGIN
     PERFORM envsync.check_scope(scope, request.all_modules);
     PERFORM envsync.lock_pair(source, target);
     INSERT INTO envsync.compare_runs (source, target, mode, modules, added_modules, scope, full_compare, started_by,
-                                      started_at, finished_at, source_snapshot, target_snapshot)
+                                      started_at, finished_at, source_snapshot, target_snapshot, envsync_version)
     VALUES (source, target, coalesce(mode, 'all'), request.all_modules, request.added_modules, scope, false, session_user,
-            clock_timestamp(), clock_timestamp(), envsync.current_snapshot(source), envsync.current_snapshot(target))
+            clock_timestamp(), clock_timestamp(), envsync.current_snapshot(source), envsync.current_snapshot(target),
+            (SELECT e.extversion FROM pg_extension e WHERE e.extname = 'envsync'))
     RETURNING * INTO comparison;
 
     -- The differing records of one table at a time. Made anew, never taken over: a relation

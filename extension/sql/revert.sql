@@ -68,6 +68,7 @@ BEGIN
                                   envsync.keep_before_images()),
                   HINT = 'Compare the environments the other way round and synchronize back what is wanted.';
     END IF;
+    PERFORM envsync.require_current_comparison(s.comparison_id, 'a revert');
     run.comparison_id := s.comparison_id;
     run.reverts := s.id;
     run.test_import := false;

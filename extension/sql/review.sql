@@ -16,7 +16,9 @@ CREATE TABLE IF NOT EXISTS envsync.compare_runs (
     finished_at   timestamptz NOT NULL,
     -- The change logs it took in: a record logged later changed since the comparison.
     source_snapshot pg_snapshot NOT NULL,
-    target_snapshot pg_snapshot NOT NULL
+    target_snapshot pg_snapshot NOT NULL,
+    -- The content hashes of its changes are this version's (envsync.require_current_comparison).
+    envsync_version text NOT NULL
 );
 COMMENT ON TABLE envsync.compare_runs IS 'Every comparison of two environments';
 COMMENT ON COLUMN envsync.compare_runs.id IS 'The comparison';
@@ -32,6 +34,27 @@ COMMENT ON COLUMN envsync.compare_runs.started_at IS 'When it started';
 COMMENT ON COLUMN envsync.compare_runs.finished_at IS 'When it finished';
 COMMENT ON COLUMN envsync.compare_runs.source_snapshot IS 'The source''s change log taken in: entries visible in this snapshot';
 COMMENT ON COLUMN envsync.compare_runs.target_snapshot IS 'The target''s change log taken in';
+COMMENT ON COLUMN envsync.compare_runs.envsync_version IS 'The envsync version that compared (and hashed the records)';
+
+-- A comparison made by another envsync version (before an upgrade) hashed its records with that
+-- version's content hash: writing or reverting from it would take every record for changed.
+CREATE OR REPLACE FUNCTION envsync.require_current_comparison(comparison_id bigint, action text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    made_by text := (SELECT r.envsync_version FROM envsync.compare_runs r WHERE r.id = comparison_id);
+    installed text := (SELECT e.extversion FROM pg_extension e WHERE e.extname = 'envsync');
+BEGIN
+    IF made_by IS DISTINCT FROM installed THEN
+        RAISE EXCEPTION 'comparison % was made by envsync %, and this is envsync %', comparison_id, made_by, installed
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = format('Its records were compared by the content hash of envsync %s; %s needs this version''s.',
+                                  made_by, action),
+                  HINT = 'Compare the environments again.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION envsync.require_current_comparison(bigint, text) IS
+    'Refuses a comparison made by another envsync version (before an upgrade)';
 
 CREATE TABLE IF NOT EXISTS envsync.compare_changes (
     change_id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -75,12 +98,15 @@ CREATE OR REPLACE VIEW envsync.comparisons AS
            CASE WHEN EXISTS (SELECT FROM envsync.compare_runs n
                               WHERE n.id > r.id AND least(n.source, n.target) = least(r.source, r.target)
                                 AND greatest(n.source, n.target) = greatest(r.source, r.target))
-                THEN 'superseded' ELSE 'ready' END AS status,
+                THEN 'superseded'
+                WHEN r.envsync_version IS DISTINCT FROM (SELECT e.extversion FROM pg_extension e WHERE e.extname = 'envsync')
+                THEN 'outdated' ELSE 'ready' END AS status,
            count(c.change_id) FILTER (WHERE c.kind = 'conflict') AS conflicts,
            count(c.change_id) FILTER (WHERE c.kind = 'new') AS new,
            count(c.change_id) FILTER (WHERE c.kind = 'modified') AS modified,
            count(c.change_id) FILTER (WHERE c.kind = 'deleted') AS deleted,
-           count(c.change_id) FILTER (WHERE c.selected) AS selected
+           count(c.change_id) FILTER (WHERE c.selected) AS selected,
+           r.envsync_version
       FROM envsync.compare_runs r
       LEFT JOIN envsync.compare_changes c ON c.comparison_id = r.id
      GROUP BY r.id;
@@ -96,12 +122,13 @@ COMMENT ON COLUMN envsync.comparisons.full_compare IS 'Whether every row was rea
 COMMENT ON COLUMN envsync.comparisons.started_by IS 'Who compared';
 COMMENT ON COLUMN envsync.comparisons.started_at IS 'When it started';
 COMMENT ON COLUMN envsync.comparisons.finished_at IS 'When it finished';
-COMMENT ON COLUMN envsync.comparisons.status IS 'ready, or superseded by a newer comparison of the same environments';
+COMMENT ON COLUMN envsync.comparisons.status IS 'ready, superseded by a newer comparison of the same environments, or outdated (made by another envsync version)';
 COMMENT ON COLUMN envsync.comparisons.conflicts IS 'How many conflicts';
 COMMENT ON COLUMN envsync.comparisons.new IS 'How many new records';
 COMMENT ON COLUMN envsync.comparisons.modified IS 'How many modified records';
 COMMENT ON COLUMN envsync.comparisons.deleted IS 'How many deleted records';
 COMMENT ON COLUMN envsync.comparisons.selected IS 'How many changes are selected';
+COMMENT ON COLUMN envsync.comparisons.envsync_version IS 'The envsync version that compared (a comparison made before an upgrade cannot be synchronized)';
 
 CREATE OR REPLACE VIEW envsync.changes AS
     SELECT comparison_id, change_id, module, table_name, key, record_key, kind, conflict_reason,
@@ -153,6 +180,8 @@ BEGIN
     RETURN NULL;
 END
 $$;
+COMMENT ON FUNCTION envsync.check_selection() IS
+    'Refuses a selection that takes a record without the new parent record it needs';
 CREATE OR REPLACE TRIGGER check_selection AFTER UPDATE ON envsync.compare_changes
     REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION envsync.check_selection();
 
@@ -179,6 +208,8 @@ BEGIN
     RETURN NEW;
 END
 $$;
+COMMENT ON FUNCTION envsync.keep_change() IS
+    'Refuses any change to a change but its selection, and a selection change once synchronized';
 CREATE OR REPLACE TRIGGER keep_change BEFORE UPDATE ON envsync.compare_changes
     FOR EACH ROW EXECUTE FUNCTION envsync.keep_change();
 
@@ -207,6 +238,9 @@ BEGIN
     RETURN n;
 END
 $$;
+COMMENT ON FUNCTION sync_select(bigint, boolean, bigint[], text, text) IS
+    'Selects or deselects changes of a comparison by record, module or kind; a conflict selected is overwritten';
+
 -- The records of a module's root table (gallery folders) in an environment, to pick a
 -- comparison's scope from: their key as the scope takes it and the record as JSON.
 CREATE OR REPLACE FUNCTION sync_scope_choices(environment text, module text)
@@ -231,3 +265,5 @@ BEGIN
     USING key_names, NULL::text[];
 END
 $$;
+COMMENT ON FUNCTION sync_scope_choices(text, text) IS
+    'The records of a module''s root table (gallery folders) in an environment, to pick a comparison''s scope from';

@@ -357,6 +357,7 @@ BEGIN
         RAISE EXCEPTION 'comparison % does not exist', comparison_id
             USING ERRCODE = 'undefined_object', HINT = 'The comparisons are listed in envsync.comparisons.';
     END IF;
+    PERFORM envsync.require_current_comparison(c.id, 'a synchronization');
     IF NOT test_import THEN
         SELECT * INTO done FROM envsync.sync_runs s
          WHERE s.comparison_id = c.id AND s.reverts IS NULL AND NOT s.test_import

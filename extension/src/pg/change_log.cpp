@@ -8,6 +8,12 @@ namespace {
 
 enum class ChangeKind : char { inserted = 'I', updated = 'U', deleted = 'D' };
 enum LogColumn { table_id_col, key_col, kind_col, applied_col, xid_col, at_col, n_cols };
+struct LogColumnSpec {
+    const char *name;
+    Oid type;
+};
+constexpr LogColumnSpec log_columns[n_cols] = {{"table_id", INT4OID}, {"key", TEXTARRAYOID}, {"kind", CHAROID},
+                                               {"applied", BOOLOID}, {"xid", XID8OID}, {"at", TIMESTAMPTZOID}};
 
 Oid log_relid = InvalidOid;
 
@@ -16,8 +22,34 @@ void forget_log(Datum, Oid relid) {
         log_relid = InvalidOid;
 }
 
+// Where each column of the log is in its tuples: by name, as a column dropped by an upgrade
+// keeps its place (and stays NULL).
+struct ChangeLog {
+    Relation rel;
+    int position[n_cols];
+};
+
+bool find_columns(TupleDesc desc, int *position) {
+    int live = 0;
+    for (int c = 0; c < n_cols; c++)
+        position[c] = -1;
+    for (int i = 0; i < desc->natts; i++) {
+        Form_pg_attribute attr = TupleDescAttr(desc, i);
+        if (attr->attisdropped)
+            continue;
+        live++;
+        for (int c = 0; c < n_cols; c++)
+            if (strcmp(NameStr(attr->attname), log_columns[c].name) == 0 && attr->atttypid == log_columns[c].type)
+                position[c] = i;
+    }
+    for (int c = 0; c < n_cols; c++)
+        if (position[c] < 0)
+            return false;
+    return live == n_cols;
+}
+
 // The log table, opened for appending (closed with table_close(.., NoLock)).
-Relation open_change_log() {
+ChangeLog open_change_log() {
     static bool callback_registered = false;
     if (!callback_registered) {
         CacheRegisterRelcacheCallback(forget_log, Datum(0));
@@ -28,28 +60,37 @@ Relation open_change_log() {
     if (!OidIsValid(log_relid))
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("envsync change log table is missing"),
                         errhint("Reinstall the extension with DROP EXTENSION envsync and CREATE EXTENSION envsync.")));
-    Relation rel = table_open(log_relid, RowExclusiveLock);
+    ChangeLog log{table_open(log_relid, RowExclusiveLock), {}};
     // Entries are written straight to the heap, bypassing the executor: the table must stay
     // exactly as the install script made it (no index, no trigger) to remain consistent.
-    if (RelationGetDescr(rel)->natts != n_cols || RelationGetIndexList(rel) != NIL || rel->trigdesc)
+    if (!find_columns(RelationGetDescr(log.rel), log.position) || RelationGetIndexList(log.rel) != NIL ||
+        log.rel->trigdesc)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                         errmsg("envsync change log table \"envsync.row_log\" was altered"),
                         errdetail("The table must have no index, no trigger and its original columns.")));
-    return rel;
+    return log;
 }
 
-void append_change(Relation log, int32 table_id, Datum key, ChangeKind kind) {
-    Datum values[n_cols];
-    bool nulls[n_cols] = {};
-    values[table_id_col] = Int32GetDatum(table_id);
-    values[key_col] = key;
-    values[kind_col] = CharGetDatum(static_cast<char>(kind));
-    values[applied_col] = BoolGetDatum(applying);
-    values[xid_col] = FullTransactionIdGetDatum(GetTopFullTransactionId());
-    values[at_col] = TimestampTzGetDatum(GetCurrentStatementStartTimestamp());
-    HeapTuple tuple = heap_form_tuple(RelationGetDescr(log), values, nulls);
-    simple_heap_insert(log, tuple);
+void append_change(const ChangeLog &log, int32 table_id, Datum key, ChangeKind kind) {
+    TupleDesc desc = RelationGetDescr(log.rel);
+    Datum *values = static_cast<Datum *>(palloc0(desc->natts * sizeof(Datum)));
+    bool *nulls = static_cast<bool *>(palloc(desc->natts * sizeof(bool)));
+    memset(nulls, true, desc->natts * sizeof(bool));
+    auto set = [&](LogColumn c, Datum value) {
+        values[log.position[c]] = value;
+        nulls[log.position[c]] = false;
+    };
+    set(table_id_col, Int32GetDatum(table_id));
+    set(key_col, key);
+    set(kind_col, CharGetDatum(static_cast<char>(kind)));
+    set(applied_col, BoolGetDatum(applying));
+    set(xid_col, FullTransactionIdGetDatum(GetTopFullTransactionId()));
+    set(at_col, TimestampTzGetDatum(GetCurrentStatementStartTimestamp()));
+    HeapTuple tuple = heap_form_tuple(desc, values, nulls);
+    simple_heap_insert(log.rel, tuple);
     heap_freetuple(tuple);
+    pfree(values);
+    pfree(nulls);
 }
 
 struct DeformedRow {
@@ -104,7 +145,7 @@ void log_row_event(TriggerData *trigger, const std::vector<ColumnReader> &column
                    const std::vector<AttrNumber> &key, int32 table_id) {
     pg_call([&] {
         TupleDesc desc = RelationGetDescr(trigger->tg_relation);
-        Relation log = open_change_log();
+        ChangeLog log = open_change_log();
         TriggerEvent event = trigger->tg_event;
         if (TRIGGER_FIRED_BY_INSERT(event)) {
             DeformedRow row = deform(trigger->tg_trigtuple, desc);
@@ -124,7 +165,7 @@ void log_row_event(TriggerData *trigger, const std::vector<ColumnReader> &column
                 append_change(log, table_id, new_key, ChangeKind::inserted);
             }
         }
-        table_close(log, NoLock);
+        table_close(log.rel, NoLock);
     });
 }
 
@@ -132,7 +173,7 @@ void log_truncate(Relation rel, const std::vector<ColumnReader> &columns, const 
                   int32 table_id) {
     pg_call([&] {
         TupleDesc desc = RelationGetDescr(rel);
-        Relation log = open_change_log();
+        ChangeLog log = open_change_log();
         Datum *values = static_cast<Datum *>(palloc(desc->natts * sizeof(Datum)));
         bool *nulls = static_cast<bool *>(palloc(desc->natts * sizeof(bool)));
         TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, nullptr);
@@ -146,7 +187,7 @@ void log_truncate(Relation rel, const std::vector<ColumnReader> &columns, const 
         MemoryContextSwitchTo(outer);
         MemoryContextDelete(per_row);
         table_endscan(scan);
-        table_close(log, NoLock);
+        table_close(log.rel, NoLock);
     });
 }
 
