@@ -104,6 +104,14 @@ BEGIN
 END
 $$;
 
+-- E-mails still queued get the heading and text 0.2.0's carry (the orchestrator writes no
+-- words of its own any more).
+UPDATE envsync.outbox o SET payload = o.payload || jsonb_build_object('title', t.title, 'text', t.body)
+  FROM envsync.sync_runs s, envsync.run_texts(s.id) t
+ WHERE o.status = 'pending' AND o.kind IN ('sync_succeeded', 'sync_failed') AND s.id = (o.payload ->> 'sync_id')::bigint;
+UPDATE envsync.outbox o SET payload = o.payload || jsonb_build_object('title', o.subject)
+ WHERE o.status = 'pending' AND o.kind = 'comparison_finished';
+
 -- Scheduled runs of comparisons made before the upgrade fail when due; say so now.
 DO $$
 DECLARE

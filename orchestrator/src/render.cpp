@@ -43,11 +43,6 @@ std::string numbered(const Value& id)
     return id ? "#" + *id : "-";
 }
 
-std::string route(const Notification& n)
-{
-    return shown(n.source) + " \u2192 " + shown(n.target);
-}
-
 // Display width for the text table: count code points, not bytes.
 std::size_t width(const std::string& text)
 {
@@ -144,7 +139,6 @@ std::string html_body(const Document& doc, const std::string& subject)
 Document comparison_finished(const Notification& n)
 {
     Document doc;
-    doc.title = fmt::format("Comparison {} finished: {}", numbered(n.comparison_id), route(n));
     doc.facts = {{"Mode", shown(n.mode)},
                  {"Started by", shown(n.started_by)},
                  {"Finished at", shown(n.finished_at)}};
@@ -162,8 +156,6 @@ Document comparison_finished(const Notification& n)
 Document sync_finished(const Notification& n, bool succeeded)
 {
     Document doc;
-    doc.title = fmt::format("Synchronization {} {}: {}", numbered(n.sync_id),
-                            succeeded ? "succeeded" : "failed", route(n));
     doc.facts = {{"Comparison", numbered(n.comparison_id)},
                  {"Test import", yes_no(n.test_import)},
                  {"Scheduled by", shown(n.scheduled_by)},
@@ -197,9 +189,9 @@ Rendered render(const Notification& notification)
         doc = sync_finished(notification, false);
     else
         throw std::invalid_argument(fmt::format("unsupported notification kind '{}'", notification.kind));
-    // envsync writes the heading and text of its messages; mails queued without them (before
-    // envsync 0.2.0) keep the heading made here.
-    if (notification.title && !notification.title->empty()) doc.title = *notification.title;
+    // The words are envsync's (messages.sql): its heading, or else the subject, and its text.
+    doc.title = notification.title && !notification.title->empty() ? *notification.title
+                                                                    : shown(notification.subject);
     if (notification.text) doc.lead = *notification.text;
     return {text_body(doc), html_body(doc, mime::header_text(shown(notification.subject)))};
 }

@@ -18,7 +18,8 @@ Notification comparison()
 {
     Notification n;
     n.kind = "comparison_finished";
-    n.subject = "Comparison finished";
+    n.subject = "Comparison 12 finished: TEST > PROD";
+    n.title = "Comparison 12 finished: TEST > PROD";
     n.comparison_id = "12";
     n.source = "test";
     n.target = "prod";
@@ -34,7 +35,7 @@ Notification sync(const char* kind)
 {
     Notification n;
     n.kind = kind;
-    n.subject = "Sync";
+    n.subject = "Success: Synchronization process TEST > PROD";
     n.sync_id = "3";
     n.comparison_id = "12";
     n.source = "test";
@@ -51,8 +52,8 @@ TEST(Render, ComparisonAsTextTable)
 {
     const auto r = render(comparison());
     EXPECT_EQ(r.text,
-              "Comparison #12 finished: test → prod\n"
-              "====================================\n"
+              "Comparison 12 finished: TEST > PROD\n"
+              "===================================\n"
               "\n"
               "Mode:         all\n"
               "Started by:   alice\n"
@@ -68,7 +69,7 @@ TEST(Render, ComparisonAsHtmlTable)
 {
     const auto html = render(comparison()).html;
     EXPECT_TRUE(contains(html, "<meta charset=\"utf-8\">"));
-    EXPECT_TRUE(contains(html, "<h2>Comparison #12 finished: test → prod</h2>"));
+    EXPECT_TRUE(contains(html, "<h2>Comparison 12 finished: TEST &gt; PROD</h2>"));
     EXPECT_TRUE(contains(html, ">Module</th>"));
     EXPECT_TRUE(contains(html, ">Conflicts</th>"));
     EXPECT_TRUE(contains(html, ">catalog</td>"));
@@ -91,7 +92,7 @@ TEST(Render, MissingValuesShowAsDash)
     n.kind = "comparison_finished";
     n.modules = {{"cms", {}, "", {}, {}, {}, {}}};
     const auto r = render(n);
-    EXPECT_TRUE(contains(r.text, "Comparison - finished: - → -\n"));
+    EXPECT_TRUE(contains(r.text, "-\n=\n")) << "no heading, no subject";
     EXPECT_TRUE(contains(r.text, "Mode:         -\n"));
     EXPECT_TRUE(contains(r.text, "cms       -         -        -          -\n"));
 }
@@ -102,7 +103,7 @@ TEST(Render, SyncSucceededWithCounts)
     n.has_modules = true;
     n.modules = {{"cms", {}, {}, "0", {}, "1", "2"}};
     const auto r = render(n);
-    EXPECT_TRUE(contains(r.text, "Synchronization #3 succeeded: test → prod\n"));
+    EXPECT_TRUE(contains(r.text, "Success: Synchronization process TEST > PROD\n")) << "the subject, without a heading";
     EXPECT_TRUE(contains(r.text, "Test import:   no\n"));
     EXPECT_TRUE(contains(r.text, "Module  Inserted  Updated  Deleted\n"));
     EXPECT_TRUE(contains(r.text, "cms            1        2        0\n"));
@@ -117,7 +118,7 @@ TEST(Render, EnvsyncsOwnTitleAndTextLead)
     const auto r = render(n);
     EXPECT_TRUE(contains(r.text, "Success: Synchronization process\n================================\n\n"
                                  "Synchronization 3 of TEST > PROD finished on 2026-12-01 22:00. <b>applied</b>\n\n"));
-    EXPECT_FALSE(contains(r.text, "Synchronization #3 succeeded")) << "envsync's heading replaces the made-up one";
+    EXPECT_FALSE(contains(r.text, "Success: Synchronization process TEST > PROD")) << "the heading, not the subject";
     EXPECT_TRUE(contains(r.html, "<h2>Success: Synchronization process</h2>\n<p>Synchronization 3 of TEST &gt; PROD"
                                  " finished on 2026-12-01 22:00. &lt;b&gt;applied&lt;/b&gt;</p>\n<table>"));
     EXPECT_TRUE(contains(r.text, "Test import:   no\n")) << "the facts follow";
@@ -140,7 +141,7 @@ TEST(Render, SyncFailedShowsTheError)
     n.detail = "Key (id)=(7) already exists.\nSecond line.";
     n.hint = "Compare again.";
     const auto r = render(n);
-    EXPECT_TRUE(contains(r.text, "Synchronization #3 failed: test → prod\n"));
+    EXPECT_TRUE(contains(r.text, "Success: Synchronization process TEST > PROD\n")) << "the subject, without a heading";
     EXPECT_TRUE(contains(r.text, "Error:         duplicate key value violates unique constraint \"cms_page_pkey\"\n"));
     EXPECT_TRUE(contains(r.text, "Detail:        Key (id)=(7) already exists.\n               Second line.\n"));
     EXPECT_TRUE(contains(r.text, "Hint:          Compare again.\n"));
@@ -153,7 +154,8 @@ TEST(Render, HostileValuesAreEscapedInHtml)
 {
     auto n = sync("sync_failed");
     n.subject = "</title><script>alert(1)</script>";
-    n.source = "<b>test</b>";
+    n.title = "<b>test</b>";
+    n.text = "<i>lead</i>";
     n.scheduled_by = "\"Bob\" & 'Eve'";
     n.error = "<script>alert('x')</script>";
     n.has_modules = true;
@@ -162,8 +164,10 @@ TEST(Render, HostileValuesAreEscapedInHtml)
     EXPECT_FALSE(contains(html, "<script"));
     EXPECT_FALSE(contains(html, "<img"));
     EXPECT_FALSE(contains(html, "<b>"));
+    EXPECT_FALSE(contains(html, "<i>"));
     EXPECT_TRUE(contains(html, "<title>&lt;/title&gt;&lt;script&gt;alert(1)&lt;/script&gt;</title>"));
-    EXPECT_TRUE(contains(html, "&lt;b&gt;test&lt;/b&gt;"));
+    EXPECT_TRUE(contains(html, "<h2>&lt;b&gt;test&lt;/b&gt;</h2>"));
+    EXPECT_TRUE(contains(html, "<p>&lt;i&gt;lead&lt;/i&gt;</p>"));
     EXPECT_TRUE(contains(html, "&quot;Bob&quot; &amp; &#39;Eve&#39;"));
     EXPECT_TRUE(contains(html, "&lt;img src=x onerror=alert(1)&gt;"));
     EXPECT_TRUE(contains(html, ">&amp;lt;</td>"));

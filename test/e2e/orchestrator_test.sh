@@ -178,11 +178,11 @@ is "$(show "$id" cells)" "$(json_of <<'JSON'
 JSON
 )" "HTML tables hold the facts and module x new/modified/deleted/conflicts"
 is "$(show "$id" text | sed -n '1p;8,11p')" \
-    "Comparison #12 finished: test → prod
+    "$subject
 Module   New  Modified  Deleted  Conflicts
 -------  ---  --------  -------  ---------
 cms        1         2        0          1
-catalog    3         0        5          0" "text part has the title and an aligned table"
+catalog    3         0        5          0" "text part has the heading (the subject, the payload having none) and an aligned table"
 is "$(show "$id" message_id) | $(show "$id" date) | $(show "$id" to)" \
     "$(sql "SELECT $message_id_sql || ' | ' || to_char(created_at AT TIME ZONE 'UTC', 'Dy, DD Mon YYYY HH24:MI:SS')
                || ' +0000 | [\"ops@example.test\"]' FROM envsync.outbox WHERE id = $id")" \

@@ -78,7 +78,8 @@ SELECT 'compare_changes ' || md5(string_agg(row(change_id, comparison_id, module
 SELECT 'sync_runs ' || md5(string_agg(row(id, comparison_id, reverts, test_import, status, run_at, scheduled_by, scheduled_at,
        started_at, finished_at, summary, error, error_code, error_detail, error_hint, purged_at)::text, ';' ORDER BY id)) FROM envsync.sync_runs;
 SELECT 'sync_messages ' || md5(string_agg(m::text, ';' ORDER BY id)) FROM envsync.sync_messages m;
-SELECT 'outbox ' || md5(string_agg(o::text, ';' ORDER BY id)) FROM envsync.outbox o;
+SELECT 'outbox ' || md5(string_agg(row(id, created_at, recipient, kind, subject, payload - 'title' - 'text', status,
+       attempts)::text, ';' ORDER BY id)) FROM envsync.outbox;
 SELECT 'environments ' || md5(string_agg(e::text, ';' ORDER BY name)) FROM envsync.environments e;
 SELECT 'modules ' || md5(string_agg(m::text, ';' ORDER BY name)) FROM envsync.modules m;
 SELECT 'module_tables ' || md5(string_agg(m::text, ';' ORDER BY table_id)) FROM envsync.module_tables m;
@@ -106,6 +107,11 @@ like "$out" "$target\$" "PROD: ALTER EXTENSION envsync UPDATE reaches $target"
 
 is "$(contents prod)" "$prod_before" "PROD: comparisons, changes, runs, messages, e-mails, configuration and change log are as they were"
 is "$(contents test)" "$test_before" "TEST: its configuration and change log are as they were"
+is "$(prod -c "SELECT count(*) FILTER (WHERE payload ? 'title'), count(*) FILTER (WHERE payload ? 'text'), count(*) FILTER (WHERE kind <> 'comparison_finished') FROM envsync.outbox")" \
+   "$(prod -c "SELECT count(*), count(*) FILTER (WHERE kind <> 'comparison_finished'), count(*) FILTER (WHERE kind <> 'comparison_finished') FROM envsync.outbox")" \
+   "the queued e-mails gain envsync's heading, and the synchronizations' their text"
+is "$(prod -c "SELECT payload ->> 'title' FROM envsync.outbox WHERE kind = 'sync_failed'")" "FAILURE: Synchronization process" \
+   "the failure's heading is the message's"
 is "$(prod -c "SELECT string_agg(role_name || ' ' || email, ', ' ORDER BY role_name) FROM envsync.operators")" \
    "Shop Admin admin@shop.example, postgres dba@shop.example" "operators are kept by role name now, not as quoted identifiers"
 is "$(on_test -c "SELECT count(*) FROM envsync.link_tables l JOIN envsync.tracked_tables t ON t.relid = l.relid WHERE l.role_name = 'envsync_link'")|$(on_test -c "SELECT count(*) FROM envsync.tracked_tables")" \
