@@ -15,7 +15,8 @@ system_bin=${ENVSYNC_PGBIN:-/usr/lib/postgresql/15/bin}
 
 work=$(mktemp -d /tmp/envsync-upgrade.XXXXXX) || bail "no temporary directory"
 chmod 755 "$work"   # the postgres OS user runs the servers from here
-export ENVSYNC_CLUSTER_DIR=$work/clusters ENVSYNC_PROD_PORT=${ENVSYNC_UPGRADE_PORT:-55442}
+# Ports of their own: ten above the main clusters' (ENVSYNC_UPGRADE_PORT to choose).
+export ENVSYNC_CLUSTER_DIR=$work/clusters ENVSYNC_PROD_PORT=${ENVSYNC_UPGRADE_PORT:-$((${ENVSYNC_PROD_PORT:-55432} + 10))}
 export ENVSYNC_TEST_PORT=$((ENVSYNC_PROD_PORT + 1))
 cluster=$repo/test/cluster.sh
 finish() { "$cluster" stop >/dev/null 2>&1; [[ -n ${ENVSYNC_KEEP_UPGRADE:-} ]] || rm -rf "$work"; }
