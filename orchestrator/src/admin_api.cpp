@@ -30,10 +30,17 @@ private:
     std::string hint_;
 };
 
+// JSON text; a byte that is not UTF-8 (a server message before client_encoding took effect) is
+// replaced rather than failing the answer.
+std::string text_of(const json& value)
+{
+    return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 void send_error(httplib::Response& res, int status, const json& error)
 {
     res.status = status;
-    res.set_content(json{{"error", error}}.dump(), json_type);
+    res.set_content(text_of(json{{"error", error}}), json_type);
 }
 
 // --- request bodies ------------------------------------------------------------------------
@@ -118,23 +125,23 @@ SELECT coalesce(jsonb_agg(jsonb_build_object('key', c.key, 'record', c.record) O
 const char* const latest_sql = R"(
 SELECT jsonb_build_object('id', max(c.id)) FROM envsync.comparisons c)";
 
-// A record's name for the lists: the first of these columns it has.
-#define LABEL_OF(row)                                                                                         \
-    "(SELECT left(v.value, 120) FROM jsonb_each_text(" row ") v "                                            \
-    " WHERE v.key IN ('title', 'name', 'label', 'file_name', 'path', 'slug', 'sku', 'caption') "              \
-    " ORDER BY array_position(ARRAY['title', 'name', 'label', 'file_name', 'path', 'slug', 'sku', 'caption'], " \
-    "v.key) LIMIT 1)"
-
-const char* const review_sql = "\n"
-R"(SELECT jsonb_build_object(
+// The changes of a comparison without their records, each with a name for the list: the first
+// of these columns its record has.
+const char* const review_sql = R"(
+SELECT jsonb_build_object(
     'comparison', to_jsonb(c),
     'syncs', coalesce((SELECT jsonb_agg(to_jsonb(s) ORDER BY s.id) FROM envsync.syncs s WHERE s.comparison_id = c.id), '[]'),
-    'changes', coalesce((SELECT jsonb_agg(to_jsonb(ch) - 'source_row' - 'target_row'
-                                          || jsonb_build_object('label', )" LABEL_OF("coalesce(ch.source_row, ch.target_row)") R"()
-                                          ORDER BY ch.module, st.position, ch.record_key)
-                           FROM envsync.changes ch
-                           LEFT JOIN envsync.synced_tables st ON st.module = ch.module AND st.table_name = ch.table_name
-                          WHERE ch.comparison_id = c.id), '[]'))
+    'changes', coalesce((
+        SELECT jsonb_agg(to_jsonb(ch) - 'source_row' - 'target_row' || jsonb_build_object('label', (
+                   SELECT left(v.value, 120) FROM jsonb_each_text(coalesce(ch.source_row, ch.target_row)) v
+                    WHERE v.key IN ('title', 'name', 'label', 'file_name', 'path', 'slug', 'sku', 'caption')
+                    ORDER BY array_position(ARRAY['title', 'name', 'label', 'file_name', 'path', 'slug', 'sku', 'caption'],
+                                            v.key)
+                    LIMIT 1))
+                         ORDER BY ch.module, st.position, ch.record_key)
+          FROM envsync.changes ch
+          LEFT JOIN envsync.synced_tables st ON st.module = ch.module AND st.table_name = ch.table_name
+         WHERE ch.comparison_id = c.id), '[]'))
   FROM envsync.comparisons c WHERE c.id = $1)";
 
 // One record side by side: every column in the table's order, each value as text (JSON
@@ -348,7 +355,7 @@ std::string started(Session& session, const std::string& kind, Session::Work wor
 {
     if (!session.start_job(kind, std::move(work)))
         throw Refusal(409, "Another operation of yours is still running", "Wait until it has finished.");
-    return session.job().dump();
+    return text_of(session.job());
 }
 
 json parsed(const pg::Result& r)
@@ -449,7 +456,7 @@ void install_routes(httplib::Server& server, const Config& config, SessionStore&
             const auto token = sessions.add(std::move(session));
             log::info("{} logged in from {}", name, req.remote_addr);
             res.set_header("Set-Cookie", http::session_cookie(tls, token));
-            res.set_content(json{{"user", name}, {"csrf", csrf}}.dump(), json_type);
+            res.set_content(text_of(json{{"user", name}, {"csrf", csrf}}), json_type);
         } catch (const Refusal& e) {
             send_error(res, e.status(), e.error());
         } catch (const SessionsFull& e) {
@@ -472,7 +479,7 @@ void install_routes(httplib::Server& server, const Config& config, SessionStore&
     routes.get("/api/session", [](Session& session, const httplib::Request&, const json&) {
         auto answer = json::parse(query(session, session_sql));
         answer["csrf"] = session.csrf();
-        return answer.dump();
+        return text_of(answer);
     });
 
     routes.get("/api/setup", [](Session& session, const httplib::Request&, const json&) {
@@ -497,8 +504,8 @@ void install_routes(httplib::Server& server, const Config& config, SessionStore&
         }
         const json& scope = field(body, "scope");
         if (!scope.is_null() && !scope.is_object()) throw Refusal(400, "\"scope\" must be an object");
-        const pg::Param scope_text = scope.is_null() ? pg::Param() : scope.dump();
-        return started(session, "compare", [=, modules_text = modules.dump()](pg::Connection& db) {
+        const pg::Param scope_text = scope.is_null() ? pg::Param() : text_of(scope);
+        return started(session, "compare", [=, modules_text = text_of(modules)](pg::Connection& db) {
             pg::Transaction tx(db);
             const auto id = value_of(db.exec(
                 "SELECT sync_compare($1, $2, ARRAY(SELECT jsonb_array_elements_text($3::jsonb)), $4, $5::jsonb)",
@@ -514,7 +521,7 @@ void install_routes(httplib::Server& server, const Config& config, SessionStore&
     });
 
     routes.get("/api/job", [](Session& session, const httplib::Request&, const json&) {
-        return session.job().dump();
+        return text_of(session.job());
     });
 
     routes.get("/api/comparisons/latest", [](Session& session, const httplib::Request&, const json&) {
@@ -545,7 +552,7 @@ void install_routes(httplib::Server& server, const Config& config, SessionStore&
             for (const auto& id : ids) {
                 if (!id.is_number_integer()) throw Refusal(400, "\"change_ids\" must list records");
             }
-            change_ids = ids.dump();
+            change_ids = text_of(ids);
         }
         const auto module = optional_text(body, "module");
         const auto kind = optional_text(body, "kind");
@@ -575,7 +582,7 @@ void install_routes(httplib::Server& server, const Config& config, SessionStore&
         return session.with_db([&](pg::Connection& db) {
             const auto id = value_of(db.exec("SELECT sync_schedule($1, $2::timestamptz, $3)", {comparison, run_at,
                                                                                              sql_bool(test_import)}));
-            return json{{"scheduled", parsed(db.exec(sync_sql, {id}))}}.dump();
+            return text_of(json{{"scheduled", parsed(db.exec(sync_sql, {id}))}});
         });
     });
 
