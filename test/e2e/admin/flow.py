@@ -387,7 +387,7 @@ try:
     statement = wait(lambda: text("#compare-statement"), 30)
     comparison = prod(f"SELECT max(id) FROM envsync.comparisons WHERE id > {before}")
     equal("when it is done, the statement gives the comparison's result", statement,
-          f"Comparison {comparison} is finished: TEST > PROD, 3 conflicts, 8 new, 4 modified and 1 deleted record.")
+          f"Comparison {comparison} is finished: TEST > PROD, 6 conflicts, 8 new, 4 modified and 1 deleted record.")
     equal("and says the e-mail was sent", text("#mail-statement"),
           "An e-mail with the result of the comparison was sent to anna@shop.example.")
     equal("the e-mail is queued for the operator", prod(
@@ -404,7 +404,8 @@ try:
     equal("the review states the direction", text("#direction-statement"),
           "Synchronization TEST > PROD: the selected records of TEST will be written into PROD.")
     expected = {
-        "conflict": ["shop.cms_pages|10000001", "shop.products|10", "shop.slides|6"],
+        "conflict": ["shop.cms_pages|10000001", "shop.menu_items|40", "shop.menu_items|6", "shop.products|10",
+                     "shop.slides|10000002", "shop.slides|6"],
         "new": sorted([f"{HOSTILE_TABLE}|1", "shop.products|10000001", "shop.product_categories|10000001, 2",
                        "shop.cms_pages|10000002", "shop.cms_blocks|10000001", "shop.cms_blocks|10000002",
                        "shop.gallery_files|10000001", "shop.menu_items|10000001"]),
@@ -422,9 +423,12 @@ try:
               f"{title} {len(expected[kind])}")
         shot(f"review-{kind}")
     tab("conflict")
-    reasons = {r.get_attribute("data-table"): r.find_element(By.CSS_SELECTOR, ".reason").text for r in finds("#tab-panel tr.change")}
-    equal("conflicts show their reason", reasons, {"shop.cms_pages": "created on both sides",
-                                                   "shop.products": "changed in target", "shop.slides": "changed in target"})
+    reasons = {f'{r.get_attribute("data-table")}|{r.get_attribute("data-key")}': r.find_element(By.CSS_SELECTOR, ".reason").text
+               for r in finds("#tab-panel tr.change")}
+    equal("conflicts show their reason", reasons, {
+        "shop.cms_pages|10000001": "created on both sides", "shop.menu_items|40": "deleted in target",
+        "shop.menu_items|6": "changed on both sides", "shop.products|10": "changed in target",
+        "shop.slides|10000002": "created in target", "shop.slides|6": "changed in target"})
     check("conflicts are unselected", not any(i.is_selected() for i in finds("#tab-panel .record-check")))
 
     # The column-level diff of a modified record.
