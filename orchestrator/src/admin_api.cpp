@@ -319,15 +319,22 @@ struct Routes {
         } catch (const Refusal& e) {
             send_error(res, e.status(), e.error());
         } catch (const pg::ServerError& e) {
-            // envsync's refusals, for the user to read (42501: not allowed).
+            // envsync's refusals, for the user to read (42501: not allowed); or the server ending
+            // the session (57P01, ...).
+            if (session->broken()) return lost(req, res, *session, e.what());
             send_error(res, e.report().sqlstate == "42501" ? 403 : 422, report_json(e.report()));
         } catch (const pg::Error& e) {
             if (!session->broken()) throw;
-            log::warning("session of {} lost its connection: {}", session->user(), e.what());
-            if (const auto cookie = token(req)) sessions.remove(*cookie);
-            send_error(res, 503, report_json({"ERROR", "", "The connection to PROD's database was lost", e.what(),
-                                              "Log in again."}));
+            lost(req, res, *session, e.what());
         }
+    }
+
+    // A session whose connection broke is over: the user logs in again.
+    void lost(const httplib::Request& req, httplib::Response& res, Session& session, const std::string& why) const
+    {
+        log::warning("session of {} lost its connection: {}", session.user(), why);
+        if (const auto cookie = token(req)) sessions.remove(*cookie);
+        send_error(res, 503, report_json({"ERROR", "", "The connection to PROD's database was lost", why, "Log in again."}));
     }
 
     void get(const std::string& pattern, Handler handler) const
@@ -353,6 +360,7 @@ std::string query(Session& session, const char* sql, const std::vector<pg::Param
 
 std::string started(Session& session, const std::string& kind, Session::Work work)
 {
+    if (session.broken()) throw pg::Error("the connection of the session's operations is closed");
     if (!session.start_job(kind, std::move(work)))
         throw Refusal(409, "Another operation of yours is still running", "Wait until it has finished.");
     return text_of(session.job());

@@ -189,11 +189,26 @@ def finds(css):
     return driver.find_elements(By.CSS_SELECTOR, css)
 
 
+def stable(read):
+    """read(), again when the page redrew what it reads meanwhile."""
+    for _ in range(50):
+        try:
+            return read()
+        except StaleElementReferenceException:
+            time.sleep(0.1)
+    return read()
+
+
 def text(css):
-    try:
-        return find(css).text
-    except NoSuchElementException:
-        return None
+    """The element's text, None if there is none; read again when the page redrew it meanwhile."""
+    for _ in range(50):
+        try:
+            return find(css).text
+        except NoSuchElementException:
+            return None
+        except StaleElementReferenceException:
+            time.sleep(0.1)
+    return None
 
 
 def click(css):
@@ -339,8 +354,9 @@ try:
           ["Synchronize all records", "Synchronize only new records"])
     toggle_module("mobile_app")
     wait(lambda: module_on("gallery"))
-    check("choosing the mobile-app config switches on gallery folders", module_on("mobile_app") and module_on("gallery"))
-    check("gallery folders cannot be switched off while the mobile app needs them", module_locked("gallery"))
+    check("choosing the mobile-app config switches on gallery folders",
+          wait(lambda: module_on("mobile_app") and module_on("gallery")))
+    check("gallery folders cannot be switched off while the mobile app needs them", wait(lambda: module_locked("gallery")))
     contains("and the screen says why", text('.module[data-module="gallery"] .why'),
              "Switched on because System config (mobile app JSONs) requires it: the mobile app has mandatory images.")
     folders = wait(lambda: [l.text for l in finds('fieldset.folders[data-module="gallery"] label.folder[data-key]')])
@@ -349,10 +365,12 @@ try:
     shot("modules-mobile-app")
     toggle_module("mobile_app")
     wait(lambda: not module_on("gallery"))
-    check("switching the mobile app off releases gallery folders", not module_on("gallery") and not module_locked("gallery"))
+    check("switching the mobile app off releases gallery folders",
+          wait(lambda: not module_on("gallery") and not module_locked("gallery")))
     click("#select-all-modules")
     wait(lambda: all(i.is_selected() for i in finds("#modules input")))
-    equal("Select all switches on every module", [m.get_attribute("data-module") for m in finds("#modules .module.on")],
+    equal("Select all switches on every module",
+          stable(lambda: [m.get_attribute("data-module") for m in finds("#modules .module.on")]),
           prod("SELECT string_agg(DISTINCT module, '|' ORDER BY module) FROM envsync.synced_tables").split("|"))
     contains("a module's hostile name is shown as text", text("#modules"), HOSTILE_MODULE)
     # Only the mobile app's folder.
@@ -739,6 +757,17 @@ try:
     contains("its detail", box, "Detail: shop.products 3: changed")
     contains("and its hint", box, "What to do: Compare again and review the new differences.")
     shot("message-failure")
+
+    # --- the server ends the user's connections: told so, they log in again -----------------------------------
+    prod(f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+         f"WHERE usename = '{ANNA}' AND application_name = 'envsync-admin'")
+    find('#nav a[data-screen="history"]').click()
+    contains("a session whose connection the server ended says so, and asks to log in again",
+             wait(lambda: shown("#login-user") and text("#login-error .error")),
+             "The connection to PROD's database was lost.")
+    login(ANNA, ENV["ANNA_PASSWORD"])
+    check("logged in again, the user is back on the screen they asked for",
+          wait(lambda: text(".view > h1") == "History" and finds("#syncs tr")))
 
     # --- logging out ----------------------------------------------------------------------------------------------
     click("#logout")
