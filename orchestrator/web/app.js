@@ -660,7 +660,8 @@
 
   function pad(n) { return String(n).padStart(2, '0'); }
 
-  function scheduleSection(c, locked) {
+  function scheduleSection(c, frozen) {
+    let locked = frozen;   // once scheduled or synchronized, the comparison is done with
     const now = new Date();
     const date = h('input', { type: 'date', id: 'run-date', value: `${now.getFullYear()}-${pad(now.getMonth() + 1)}-${pad(now.getDate())}` });
     const time = h('input', { type: 'time', id: 'run-time', value: `${pad(now.getHours())}:${pad(now.getMinutes())}` });
@@ -692,6 +693,7 @@
 
     async function run() {
       fill(result);
+      fill(progress);
       const r = runAt();
       if (!r) { fill(result, errorBox({ message: 'Give a date and a time' })); return; }
       button.disabled = true;
@@ -699,6 +701,7 @@
         const answer = await api('POST', '/api/run', { comparison_id: c.id, run_at: r.iso, test_import: test.checked });
         if (answer.scheduled) {
           const s = answer.scheduled;
+          locked = !s.test_import;
           fill(result, notice('success', h('p', { id: 'run-statement' },
             `${s.test_import ? 'Test import' : 'Synchronization'} ${s.id} is scheduled for ${when(s.run_at)}. `,
             'Its message in ', h('a', { href: '#messages' }, 'Messages'), ' shows when it runs and lets you cancel it.')));
@@ -713,6 +716,7 @@
           return;
         }
         const s = job.result.sync || {};
+        locked = !s.test_import;
         fill(result, notice('success',
           h('p', { id: 'run-statement' }, s.test_import
             ? `Test import ${s.id} finished: nothing was saved. A synchronization would write:`
