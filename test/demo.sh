@@ -4,8 +4,11 @@
 # both with differences made on each side, shows what envsync tracked, compares TEST with PROD,
 # runs a test import, then the synchronization, compares again (nothing left), schedules a
 # synchronization a minute ahead for pg_cron and shows the messages, and has the orchestrator
-# deliver the operator's e-mails to a local SMTP sink. The clusters keep running afterwards for
-# a look around (test/cluster.sh psql prod; test/cluster.sh stop).
+# deliver the operator's e-mails to a local SMTP sink. At the end it starts the web admin
+# (envsync-admin) on the clusters, in the foreground, with a demo operator and a few more changes
+# on TEST to synchronize; Ctrl-C stops it (ENVSYNC_DEMO_ADMIN_PORT, default 8080; ENVSYNC_DEMO_ADMIN=0
+# skips it). The clusters keep running afterwards for a look around (test/cluster.sh psql prod;
+# test/cluster.sh stop).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -103,6 +106,25 @@ for raw in mailbox.Maildir(sys.argv[1], create=False):
     print("-" * 72)
 PY
 rm -rf "$mail"
+kill "$smtp" 2>/dev/null
+trap - EXIT
 
 echo
 echo "The clusters are running: test/cluster.sh psql prod   (or test); stop them with test/cluster.sh stop"
+[[ ${ENVSYNC_DEMO_ADMIN:-1} == 0 ]] && exit 0
+
+echo; echo "== The web admin, envsync-admin: System > Synchronization"
+# A content team member of PROD, who logs in with her own role and password; and new content on TEST.
+{ set +x; } 2>/dev/null
+password=$(head -c 12 /dev/urandom | base64 | tr -d '/+=')
+printf '%s\n' "SET log_min_error_statement = panic;" \
+    "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'demo') THEN CREATE ROLE demo LOGIN; END IF; END \$\$;" \
+    "ALTER ROLE demo PASSWORD '$password'; GRANT envsync_operator TO demo;" \
+    "SELECT sync_set_operator('demo', 'demo@shop.example');" | "$cluster" psql prod -q -o /dev/null
+"$cluster" psql test -q -c "UPDATE shop.cms_pages SET title = 'Summer sale', published = true WHERE id = 4" \
+    -c "UPDATE shop.products SET price = 19.90 WHERE id = 7" \
+    -c "INSERT INTO shop.menu_items (menu_id, parent_id, position, label, url) VALUES (1, NULL, 9, 'Summer sale', '/summer-sale')"
+port=${ENVSYNC_DEMO_ADMIN_PORT:-8080}
+echo "Open http://127.0.0.1:$port/ and log in as demo, password $password"
+echo "(Ctrl-C stops the admin; the clusters keep running.)"
+exec build/orchestrator/envsync-admin --db "host=127.0.0.1 port=$PGPORT dbname=$PGDATABASE" --port "$port"

@@ -5,7 +5,8 @@ set -euo pipefail
 packages=(g++ make cmake pkg-config
           postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-pgtap
           libtap-parser-sourcehandler-pgtap-perl
-          libfmt-dev libpq-dev libcurl4-openssl-dev libgtest-dev python3-aiosmtpd)
+          libfmt-dev libpq-dev libcurl4-openssl-dev libgtest-dev python3-aiosmtpd
+          libcpp-httplib-dev nlohmann-json3-dev openssl chromium chromium-driver python3-selenium)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

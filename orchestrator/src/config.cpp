@@ -14,31 +14,6 @@ namespace envsync {
 
 namespace {
 
-int parse_number(const std::string& flag, const std::string& text, int min, int max)
-{
-    int value = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc() || end != text.data() + text.size() || value < min || value > max)
-        throw ConfigError(fmt::format("{} needs a whole number from {} to {}, not '{}'", flag, min, max, text));
-    return value;
-}
-
-bool conninfo_has_password(const std::string& conninfo)
-{
-    char* error = nullptr;
-    std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> options(
-        PQconninfoParse(conninfo.c_str(), &error), &PQconninfoFree);
-    if (!options) {
-        std::string message = error ? error : "out of memory";
-        PQfreemem(error);
-        throw ConfigError("invalid database connection string: " + message);
-    }
-    for (const PQconninfoOption* o = options.get(); o->keyword; ++o) {
-        if (std::string_view(o->keyword) == "password" && o->val && *o->val) return true;
-    }
-    return false;
-}
-
 // Where the user[:password] of scheme://user[:password]@host/... starts and ends, if present.
 std::optional<std::pair<std::size_t, std::size_t>> userinfo(const std::string& url)
 {
@@ -70,6 +45,60 @@ std::string read_password_file(const std::string& path)
 }
 
 }  // namespace
+
+int parse_number(const std::string& flag, const std::string& text, int min, int max)
+{
+    int value = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size() || value < min || value > max)
+        throw ConfigError(fmt::format("{} needs a whole number from {} to {}, not '{}'", flag, min, max, text));
+    return value;
+}
+
+bool names_password(const std::string& flag)
+{
+    return flag.find("password") != std::string::npos || flag.find("passwd") != std::string::npos;
+}
+
+bool conninfo_has_password(const std::string& conninfo)
+{
+    char* error = nullptr;
+    std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> options(
+        PQconninfoParse(conninfo.c_str(), &error), &PQconninfoFree);
+    if (!options) {
+        std::string message = error ? error : "out of memory";
+        PQfreemem(error);
+        throw ConfigError("invalid database connection string: " + message);
+    }
+    for (const PQconninfoOption* o = options.get(); o->keyword; ++o) {
+        if (std::string_view(o->keyword) == "password" && o->val && *o->val) return true;
+    }
+    return false;
+}
+
+bool FlagReader::next()
+{
+    if (index_ >= args_.size()) return false;
+    flag_ = args_[index_++];
+    inline_value_.reset();
+    if (const auto eq = flag_.find('='); flag_.rfind("--", 0) == 0 && eq != std::string::npos) {
+        inline_value_ = flag_.substr(eq + 1);
+        flag_.erase(eq);
+    }
+    return true;
+}
+
+std::string FlagReader::value()
+{
+    if (inline_value_) return *inline_value_;
+    if (index_ >= args_.size()) throw ConfigError(fmt::format("{} needs a value", flag_));
+    return args_[index_++];
+}
+
+void FlagReader::no_value() const
+{
+    if (inline_value_) throw ConfigError(fmt::format("{} takes no value", flag_));
+}
 
 std::string redact_url(const std::string& url)
 {
@@ -110,21 +139,11 @@ CommandLine parse_command_line(const std::vector<std::string>& args, const EnvLo
     Config& c = result.config;
     std::optional<std::string> db_flag, url_flag, from_flag, password_file;
 
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        std::string flag = args[i];
-        std::optional<std::string> inline_value;
-        if (const auto eq = flag.find('='); flag.rfind("--", 0) == 0 && eq != std::string::npos) {
-            inline_value = flag.substr(eq + 1);
-            flag.erase(eq);
-        }
-        auto value = [&]() -> std::string {
-            if (inline_value) return *inline_value;
-            if (i + 1 >= args.size()) throw ConfigError(fmt::format("{} needs a value", flag));
-            return args[++i];
-        };
-        auto no_value = [&] {
-            if (inline_value) throw ConfigError(fmt::format("{} takes no value", flag));
-        };
+    FlagReader flags(args);
+    while (flags.next()) {
+        const std::string& flag = flags.flag();
+        auto value = [&] { return flags.value(); };
+        auto no_value = [&] { flags.no_value(); };
 
         if (flag == "-h" || flag == "--help") {
             no_value();
@@ -143,7 +162,7 @@ CommandLine parse_command_line(const std::vector<std::string>& args, const EnvLo
             c.smtp.ca_file = value();
         } else if (flag == "--smtp-password-file") {
             password_file = value();
-        } else if (flag.find("password") != std::string::npos || flag.find("passwd") != std::string::npos) {
+        } else if (names_password(flag)) {
             // Command lines are visible to every local user (ps, /proc) and land in shell history.
             throw ConfigError(fmt::format("refusing {}: a password on the command line is visible to "
                                           "other users; use ENVSYNC_SMTP_PASSWORD or --smtp-password-file",

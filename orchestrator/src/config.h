@@ -52,4 +52,31 @@ std::string usage();
 // The URL without user:password@, fit for logs.
 std::string redact_url(const std::string& url);
 
+// What the programs' command lines share (the daemon's and the admin's).
+
+// Walks a command line of --flag value and --flag=value; errors are ConfigError.
+class FlagReader {
+public:
+    explicit FlagReader(const std::vector<std::string>& args) : args_(args) {}
+    // Moves to the next flag; false at the end.
+    bool next();
+    const std::string& flag() const { return flag_; }
+    // The flag's value: after '=' or the next argument.
+    std::string value();
+    // Refuses --flag=value for a flag without one.
+    void no_value() const;
+
+private:
+    const std::vector<std::string>& args_;
+    std::size_t index_ = 0;
+    std::string flag_;
+    std::optional<std::string> inline_value_;
+};
+
+int parse_number(const std::string& flag, const std::string& text, int min, int max);
+// Whether a flag would carry a password (refused: command lines are visible to every local user).
+bool names_password(const std::string& flag);
+// Whether a libpq connection string or URI holds a password; ConfigError when it cannot be parsed.
+bool conninfo_has_password(const std::string& conninfo);
+
 }  // namespace envsync

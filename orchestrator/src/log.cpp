@@ -8,6 +8,8 @@ namespace envsync::log {
 
 namespace {
 
+std::string program = "envsync-orchestrator";
+
 const char* level_name(Level level)
 {
     switch (level) {
@@ -19,6 +21,11 @@ const char* level_name(Level level)
 }
 
 }  // namespace
+
+void set_program(std::string_view name)
+{
+    program = name;
+}
 
 void write(Level level, std::string_view message)
 {
@@ -33,7 +40,7 @@ void write(Level level, std::string_view message)
     gmtime_r(&now, &utc);
     char stamp[32];
     std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &utc);
-    fmt::print(stderr, "{} envsync-orchestrator {}: {}\n", stamp, level_name(level), line);
+    fmt::print(stderr, "{} {} {}: {}\n", stamp, program, level_name(level), line);
     std::fflush(stderr);
 }
 

@@ -12,6 +12,10 @@ enum class Level { Info, Warning, Error };
 // One line per event on stderr (journald or the test harness picks it up).
 void write(Level level, std::string_view message);
 
+// The program name each line carries (envsync-orchestrator unless set); set it before any
+// thread logs.
+void set_program(std::string_view name);
+
 template <typename... Args>
 void info(fmt::format_string<Args...> format, Args&&... args)
 {
