@@ -74,7 +74,7 @@ shop.prices {"region": "us", "product_id": 3} deleted
 shop.prices {"region": "us", "product_id": 4} deleted
 shop.prices {"region": "us", "product_id": 5} deleted' "the comparison sees them all"
 is "$(summary "$(prod -c "SELECT * FROM sync_apply($id)")")" "prices 2 1 5" "and applies them into PROD's partitions"
-is "$(prod -c "SELECT tableoid::regclass, count(*) FROM shop.prices GROUP BY 1 ORDER BY 1::text")" "shop.prices_asia|2
+is "$(prod -c "SELECT tableoid::regclass::text, count(*) FROM shop.prices GROUP BY 1 ORDER BY 1")" "shop.prices_asia|2
 shop.prices_eu|5" "each row in its partition"
 prod -c "TRUNCATE shop.prices" >/dev/null
 is "$(prod -c "SELECT 1")" "1" "TRUNCATE of a tracked partitioned table: PROD is still up"
@@ -88,5 +88,88 @@ CREATE TABLE shop.legacy_pages_archive () INHERITS (shop.legacy_pages);
 SQL
 like "$(prod -c "SELECT sync_add_module('legacy', ARRAY['shop.legacy_pages']::regclass[])")" \
      'table "shop.legacy_pages" takes part in table inheritance' "a table with inheritance children is refused, saying why"
+
+# --- Foreign keys: cascades into data never synced, deferred checks, unique values moving ----------
+# A schema as frameworks make it: every foreign key DEFERRABLE INITIALLY DEFERRED. The reader
+# comments and the order lines are never synced.
+for side in prod on_test; do
+    migrate $side >/dev/null <<'SQL'
+CREATE TABLE shop.authors (id integer PRIMARY KEY, name text NOT NULL UNIQUE DEFERRABLE);
+CREATE TABLE shop.articles (id integer PRIMARY KEY, title text NOT NULL,
+    author_id integer REFERENCES shop.authors DEFERRABLE INITIALLY DEFERRED);
+CREATE TABLE shop.article_comments (id integer PRIMARY KEY, body text,
+    article_id integer NOT NULL REFERENCES shop.articles ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED);
+CREATE TABLE shop.variants (id integer PRIMARY KEY, label text NOT NULL);
+CREATE TABLE shop.order_lines (id integer PRIMARY KEY,
+    variant_id integer NOT NULL REFERENCES shop.variants DEFERRABLE INITIALLY DEFERRED);
+INSERT INTO shop.authors SELECT n, 'author ' || n FROM generate_series(1, 9) n;
+INSERT INTO shop.articles SELECT n, 'article ' || n, n FROM generate_series(1, 9) n;
+INSERT INTO shop.variants SELECT n, 'variant ' || n FROM generate_series(1, 5) n;
+SQL
+done
+on_test -c "SELECT sync_grant_link('envsync_link', ARRAY['shop.authors', 'shop.articles', 'shop.variants']::regclass[])" >/dev/null
+prod -c "SELECT sync_add_module('blog', ARRAY['shop.authors', 'shop.articles']::regclass[])" \
+     -c "SELECT sync_add_module('variants', ARRAY['shop.variants']::regclass[])" >/dev/null
+prod -c "INSERT INTO shop.article_comments VALUES (1, 'great', 5), (2, 'thanks', 5), (3, 'hm', 6)" \
+     -c "INSERT INTO shop.order_lines VALUES (1, 2)" >/dev/null
+fingerprint() { "$@" -c "SELECT md5(string_agg(x, ',' ORDER BY x)) FROM (SELECT a::text FROM shop.authors a UNION ALL SELECT r::text FROM shop.articles r
+                                      UNION ALL SELECT c::text FROM shop.article_comments c UNION ALL SELECT v::text FROM shop.variants v) x(x)"; }
+
+on_test -c "DELETE FROM shop.articles WHERE id IN (5, 7)" >/dev/null
+id=$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['blog'])")
+before=$(fingerprint prod)
+dry=$(prod -c "SELECT * FROM sync_apply($id, test_import => true)")
+like "$dry" 'deleting records of table shop.articles in environment "prod" would delete 2 record\(s\) of table shop.article_comments that it does not synchronize' \
+     "a deletion cascading into never-synced records: the test import fails, naming the tables"
+like "$dry" 'Foreign key "article_comments_article_id_fkey" of table shop.article_comments \(ON DELETE CASCADE\): records 1; 2 of table shop.article_comments reference records 5 of table shop.articles' \
+     "and the constraint and the records"
+real=$(prod -c "SELECT * FROM sync_apply($id)")
+is "$(grep ERROR <<<"$real")" "$(grep ERROR <<<"$dry")" "the synchronization fails exactly the same way"
+is "$(fingerprint prod)|$(prod -c "SELECT status, error_code FROM envsync.syncs WHERE comparison_id = $id ORDER BY id")" \
+   "$before|failed|23503
+failed|23503" "writing nothing; both runs recorded as failed"
+prod -c "UPDATE envsync.changes SET selected = (record_key->>'id' = '7') WHERE comparison_id = $id" >/dev/null
+is "$(summary "$(prod -c "SELECT * FROM sync_apply($id)")")" "blog 0 0 1" "the deletion without comments applies"
+prod -c "DELETE FROM shop.article_comments WHERE article_id = 5" >/dev/null
+id=$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['blog'])")
+is "$(summary "$(prod -c "SELECT * FROM sync_apply($id)")")" "blog 0 0 1" "and so does the other, once its comments are gone"
+
+on_test -c "DELETE FROM shop.variants WHERE id = 2" >/dev/null
+id=$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['variants'])")
+dry=$(prod -c "SELECT * FROM sync_apply($id, test_import => true)")
+like "$dry" 'ERROR:  update or delete on table "variants" violates foreign key constraint "order_lines_variant_id_fkey" on table "order_lines"' \
+     "a deferred foreign key is checked within the test import"
+like "$dry" 'HINT:  Select the changes of the records it names too, or first change the records of table shop.order_lines in environment "prod"' \
+     "with envsync's hint"
+real=$(prod -c "SELECT * FROM sync_apply($id)")
+is "$(head -3 <<<"$real")" "$(head -3 <<<"$dry")" "and within the synchronization, failing it the same way"
+is "$(prod -c "SELECT status, error FROM envsync.syncs WHERE comparison_id = $id ORDER BY id")|$(prod -c "SELECT count(*) FROM shop.variants")" \
+   'failed|update or delete on table "variants" violates foreign key constraint "order_lines_variant_id_fkey" on table "order_lines"
+failed|update or delete on table "variants" violates foreign key constraint "order_lines_variant_id_fkey" on table "order_lines"|5' \
+   "both recorded as failed, the variant still there"
+
+# A name moves from one author to another (deleted, then created under a new id), two authors
+# swap names (a DEFERRABLE unique constraint), and articles follow: both directions.
+on_test >/dev/null <<'SQL'
+DELETE FROM shop.articles WHERE author_id = 9;
+DELETE FROM shop.authors WHERE id = 9;
+INSERT INTO shop.authors VALUES (900, 'author 9');
+INSERT INTO shop.articles VALUES (900, 'article 900', 900);
+BEGIN;
+SET CONSTRAINTS ALL DEFERRED;
+UPDATE shop.authors SET name = CASE id WHEN 1 THEN 'author 2' ELSE 'author 1' END WHERE id IN (1, 2);
+COMMIT;
+SQL
+id=$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['blog'])")
+is "$(summary "$(prod -c "SELECT * FROM sync_apply($id)")")" "blog 2 2 2" "TEST > PROD: a unique name moving to a new record, and two records swapping theirs, apply"
+prod >/dev/null <<'SQL'
+BEGIN;
+SET CONSTRAINTS ALL DEFERRED;
+UPDATE shop.authors SET name = CASE id WHEN 3 THEN 'author 4' ELSE 'author 3' END WHERE id IN (3, 4);
+COMMIT;
+SQL
+id=$(prod -c "SELECT sync_compare('prod', 'test', ARRAY['blog'])")
+is "$(summary "$(prod -c "SELECT * FROM sync_apply($id)")")|$(on_test -c "SELECT string_agg(id || '=' || name, ' ' ORDER BY id) FROM shop.authors WHERE id < 5")" \
+   "blog 0 2 0|1=author 2 2=author 1 3=author 4 4=author 3" "PROD > TEST too"
 
 done_testing
