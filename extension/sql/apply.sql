@@ -417,8 +417,10 @@ BEGIN
     EXCEPTION WHEN SQLSTATE 'EV001' OR unique_violation THEN
         -- a record created meanwhile shows as a duplicate key
         drifted := envsync.drifted_records(run);
-        IF cardinality(drifted) = 0 AND SQLSTATE = '23505' THEN
-            RAISE;   -- a unique key other than the primary key: the error says which
+        IF cardinality(drifted) = 0 AND SQLSTATE = '23505' THEN   -- a unique key other than the primary key
+            GET STACKED DIAGNOSTICS e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL;
+            RAISE EXCEPTION USING MESSAGE = e_message, ERRCODE = 'unique_violation', DETAIL = e_detail,
+                  HINT = format('Another record in environment "%s" holds the value: select its change too. Records swapping values need the constraint DEFERRABLE.', here);
         END IF;
         PERFORM envsync.raise_drift(here, drifted);
         RAISE EXCEPTION 'records changed in environment "%" during the synchronization', here

@@ -172,4 +172,63 @@ id=$(prod -c "SELECT sync_compare('prod', 'test', ARRAY['blog'])")
 is "$(summary "$(prod -c "SELECT * FROM sync_apply($id)")")|$(on_test -c "SELECT string_agg(id || '=' || name, ' ' ORDER BY id) FROM shop.authors WHERE id < 5")" \
    "blog 0 2 0|1=author 2 2=author 1 3=author 4 4=author 3" "PROD > TEST too"
 
+# --- TEST rebuilt from PROD by pg_dump | pg_restore; PROD carries dropped columns ------------------
+for t in menus menu_items categories; do
+    prod -c "ALTER TABLE shop.$t ADD gone integer" -c "ALTER TABLE shop.$t DROP gone" >/dev/null
+done
+prod -c "ALTER TABLE shop.menus ADD note text" >/dev/null   # after a dropped column: another position than TEST's
+id=$(prod -c "SELECT sync_compare('prod', 'test')")
+like "$(prod -c "SELECT sync_compare('prod', 'test')")" 'table "shop.menus" differs between environments "prod" and "test".*Column "note" is missing in environment "test"' \
+     "a column only PROD has is named"
+on_test -c "ALTER TABLE shop.menus ADD note text, ADD label_color text" -c "ALTER TABLE shop.menus DROP label_color" >/dev/null
+prod -c "UPDATE shop.menus SET note = 'from PROD' WHERE id = 1" >/dev/null
+id=$(prod -c "SELECT sync_compare('prod', 'test', ARRAY['menus'])")
+is "$(changes "$id")" 'shop.menus {"id": 1} modified' "dropped columns on each side, in other places: only the edited record differs"
+is "$(summary "$(prod -c "SELECT * FROM sync_apply($id)")")|$(on_test -c "SELECT note FROM shop.menus WHERE id = 1")" "menus 0 1 0|from PROD" "and it applies"
+
+# Rebuilt in the same database, envsync staying: TEST is PROD's copy (without PROD's dropped
+# columns), its tables are new to envsync there.
+dump=$(mktemp)
+trap 'rm -f "$dump"' EXIT
+(eval "$("$cluster" env prod)" && pg_dump -Fc -n shop -f "$dump") || bail "pg_dump failed"
+rebuild_test() {   # rebuild_test [SQL run before the restore]
+    on_test -c "SET client_min_messages = warning" -c "${1:-SELECT}" -c "DROP SCHEMA shop CASCADE" >/dev/null
+    (eval "$("$cluster" env test)" && pg_restore -d "$PGDATABASE" "$dump" 2>&1) | grep -c 'ERROR' || true
+}
+is "$(rebuild_test)" "0" "pg_restore into TEST with envsync there: no error"
+like "$(prod -c "SELECT sync_compare('test', 'prod')")" 'table "shop.cms_pages" is not tracked in environment "test".*not open to synchronization.*HINT:  If environment "test" was rebuilt, run sync_grant_link\(\) there again' \
+     "until TEST opens its tables again, a comparison says the table is not tracked there, and what to do"
+grant_test() {
+    on_test -v link_role=envsync_link -f "$repo/test/fixtures/envsync_link.sql" \
+            -c "SELECT sync_grant_link('envsync_link', ARRAY['shop.prices', 'shop.authors', 'shop.articles', 'shop.variants']::regclass[])" >/dev/null
+}
+grant_test
+id=$(prod -c "SELECT sync_compare('test', 'prod')")
+is "$(changes "$id")|$(prod -c "SELECT full_compare FROM envsync.comparisons WHERE id = $id")" "|t" \
+   "then the comparison tracks the tables there again and reads every row: TEST is PROD's copy"
+is "$(on_test -c "SELECT count(*) FROM envsync.tracked_tables")" "16" "TEST tracks every synced table"
+on_test -c "UPDATE shop.menus SET name = 'TEST menu' WHERE id = 2" -c "INSERT INTO shop.prices VALUES (8, 'eu', 8)" >/dev/null
+prod -c "UPDATE shop.menu_items SET label = 'PROD item' WHERE id = 3" >/dev/null
+id=$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['menus', 'prices'])")
+is "$(changes "$id")" 'shop.menu_items {"id": 3} conflict
+shop.menus {"id": 2} modified
+shop.prices {"region": "eu", "product_id": 8} new' "TEST's writes are tracked again (and PROD's edit is a conflict)"
+is "$(summary "$(prod -c "SELECT * FROM sync_apply($id)")")" "menus 0 1 0
+prices 1 0 0" "TEST > PROD applies"
+id=$(prod -c "SELECT sync_compare('prod', 'test', ARRAY['menus'])")
+is "$(changes "$id")|$(summary "$(prod -c "SELECT * FROM sync_apply($id)")")" 'shop.menu_items {"id": 3} modified|menus 0 1 0' "and PROD > TEST"
+
+# Rebuilt with envsync created after the restore (the dump's tracking triggers cannot be made).
+(eval "$("$cluster" env prod)" && pg_dump -Fc -n shop -f "$dump") || bail "pg_dump failed"
+is "$(rebuild_test "DROP EXTENSION envsync CASCADE")" "$(pg_restore -l "$dump" | grep -c 'TRIGGER shop [a-z_]* envsync_track')" \
+   "pg_restore into TEST without envsync: only the tracking triggers fail"
+on_test -c "SET client_min_messages = warning" -c "CREATE EXTENSION envsync CASCADE" >/dev/null
+grant_test
+id=$(prod -c "SELECT sync_compare('prod', 'test')")
+is "$(changes "$id")|$(prod -c "SELECT full_compare FROM envsync.comparisons WHERE id = $id")" '|t' "the comparison tracks TEST again"
+on_test -c "DELETE FROM shop.prices WHERE product_id = 8" >/dev/null
+id=$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['prices'])")
+is "$(changes "$id")|$(summary "$(prod -c "SELECT * FROM sync_apply($id)")")" 'shop.prices {"region": "eu", "product_id": 8} deleted|prices 0 0 1' \
+   "and its writes are tracked, its triggers made anew"
+
 done_testing
