@@ -54,7 +54,8 @@ DECLARE
     bad_key record;
 BEGIN
     SELECT n.reason INTO denied FROM envsync.never_synced n
-      JOIN pg_class c ON c.relname = n.table_name WHERE c.oid = tbl;
+      JOIN pg_class c ON envsync.never_synced_match(c.relname, n.table_name) WHERE c.oid = tbl
+     ORDER BY n.table_name LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'table "%" is never synchronized', tbl
             USING ERRCODE = 'invalid_parameter_value',

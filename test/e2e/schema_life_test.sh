@@ -231,4 +231,30 @@ id=$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['prices'])")
 is "$(changes "$id")|$(summary "$(prod -c "SELECT * FROM sync_apply($id)")")" 'shop.prices {"region": "eu", "product_id": 8} deleted|prices 0 0 1' \
    "and its writes are tracked, its triggers made anew"
 
+# --- Columns in another order; the never-synced list's patterns -------------------------------------
+migrate prod >/dev/null <<'SQL'
+CREATE TABLE shop.badges (id integer PRIMARY KEY, label text, color text);
+CREATE TABLE shop.product_translation (id integer PRIMARY KEY, body text);
+CREATE TABLE shop.orderxitems (id integer PRIMARY KEY);
+INSERT INTO shop.badges VALUES (1, 'new', 'red');
+SQL
+migrate on_test >/dev/null <<'SQL'
+CREATE TABLE shop.badges (color text, label text, id integer PRIMARY KEY);
+CREATE TABLE shop.product_translation (id integer PRIMARY KEY, body text);
+CREATE TABLE shop.orderxitems (id integer PRIMARY KEY);
+INSERT INTO shop.badges VALUES ('blue', 'new', 1), ('green', 'sale', 2);
+SQL
+on_test -c "SELECT sync_grant_link('envsync_link', ARRAY['shop.badges', 'shop.orderxitems']::regclass[])" >/dev/null
+is "$(prod -c "SELECT sync_add_module('badges', ARRAY['shop.badges', 'shop.orderxitems']::regclass[])")" "" \
+   "a table whose columns are in another order in TEST is synchronized (and order_items is no pattern)"
+id=$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['badges'])")
+is "$(changes "$id")|$(prod -c "SELECT changed_columns FROM envsync.changes WHERE comparison_id = $id AND kind = 'modified'")" \
+   'shop.badges {"id": 1} modified
+shop.badges {"id": 2} new|{color}' "its columns are matched by name"
+is "$(summary "$(prod -c "SELECT * FROM sync_apply($id)")")|$(prod -c "SELECT string_agg(b::text, ' ' ORDER BY id) FROM shop.badges b")" \
+   "badges 1 1 0|(1,new,blue) (2,sale,green)" "and written by name"
+prod -c "SELECT sync_deny_table('%translation', 'translations of content')" >/dev/null
+like "$(prod -c "SELECT sync_add_module('texts', ARRAY['shop.product_translation']::regclass[])")" \
+     'table "shop.product_translation" is never synchronized.*It holds translations of content' "a pattern of the never-synced list refuses the tables it matches"
+
 done_testing
