@@ -257,4 +257,31 @@ prod -c "SELECT sync_deny_table('%translation', 'translations of content')" >/de
 like "$(prod -c "SELECT sync_add_module('texts', ARRAY['shop.product_translation']::regclass[])")" \
      'table "shop.product_translation" is never synchronized.*It holds translations of content' "a pattern of the never-synced list refuses the tables it matches"
 
+# --- Table kinds and column types ---------------------------------------------------------------------
+for side in prod on_test; do
+    migrate $side >/dev/null <<'SQL'
+CREATE DOMAIN shop.positive AS integer CHECK (VALUE > 0);
+CREATE TYPE shop.mood AS ENUM ('sad', 'ok', 'happy');
+CREATE TYPE shop.size AS (w integer, h integer);
+CREATE UNLOGGED TABLE shop.kinds (
+    id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY, qty shop.positive, mood shop.mood, size shop.size,
+    span int4range, tags text[], doubled integer GENERATED ALWAYS AS (qty * 2) STORED);
+ALTER TABLE shop.kinds ENABLE ROW LEVEL SECURITY;
+CREATE POLICY nobody ON shop.kinds USING (false);
+SQL
+    $side -c "CREATE TABLE shop.wide (id integer PRIMARY KEY, $(seq -s, -f 'c%g integer' 1 199))" -c "ALTER TABLE shop.wide OWNER TO migrator" >/dev/null
+done
+on_test -c "SELECT sync_grant_link('envsync_link', ARRAY['shop.kinds', 'shop.wide']::regclass[])" >/dev/null
+is "$(prod -c "SELECT sync_add_module('kinds', ARRAY['shop.kinds', 'shop.wide']::regclass[])")" "" \
+   "an unlogged table with row security, identity, generated, domain, enum, composite, range and array columns, and a table of 200 columns"
+on_test -c "INSERT INTO shop.kinds (qty, mood, size, span, tags) VALUES (3, 'happy', '(2,3)', '[1,5)', '{a,b}'), (4, 'sad', NULL, 'empty', '{}')" \
+        -c "INSERT INTO shop.wide (id, c1, c199) VALUES (1, 1, 199)" >/dev/null
+id=$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['kinds'])")
+is "$(summary "$(prod -c "SELECT * FROM sync_apply($id)")")" "kinds 3 0 0" "TEST > PROD"
+is "$(prod -c "SELECT string_agg(k::text, ' ' ORDER BY id) FROM shop.kinds k")|$(prod -c "SELECT c199 FROM shop.wide")" \
+   '(1,3,happy,"(2,3)","[1,5)","{a,b}",6) (2,4,sad,,empty,{},8)|199' "every value arrives, the generated column computed by PROD"
+prod -c "UPDATE shop.kinds SET mood = 'ok', size = '(5,5)' WHERE id = 1" -c "UPDATE shop.wide SET c100 = 100" >/dev/null
+id=$(prod -c "SELECT sync_compare('prod', 'test', ARRAY['kinds'])")
+is "$(summary "$(prod -c "SELECT * FROM sync_apply($id)")")|$(on_test -c "SELECT mood, size FROM shop.kinds WHERE id = 1")" "kinds 0 2 0|ok|(5,5)" "and PROD > TEST"
+
 done_testing
