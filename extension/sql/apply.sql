@@ -64,7 +64,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
            string_agg(format('r.%I', a.attname), ', ' ORDER BY a.attnum),
            string_agg(format('%I', a.attname), ', ' ORDER BY a.attnum) FILTER (WHERE u.updatable),
            string_agg(format('r.%I', a.attname), ', ' ORDER BY a.attnum) FILTER (WHERE u.updatable)
-      FROM (SELECT string_agg(format('t.%I = s.key[%s]::%s', kc.attname, kc.ord, kc.atttypid), ' AND ' ORDER BY kc.ord) AS match,
+      FROM (SELECT string_agg(format('t.%I = s.key[%s]::%s', kc.attname, kc.ord, format_type(kc.atttypid, -1)), ' AND ' ORDER BY kc.ord) AS match,
                    string_agg(format('%I', kc.attname), ', ' ORDER BY kc.ord) AS key_columns,
                    string_agg(format('r.%I', kc.attname), ', ' ORDER BY kc.ord) AS key_values,
                    array_agg(kc.attname) AS names

@@ -13,6 +13,23 @@ CREATE OR REPLACE FUNCTION envsync.row_json(record) RETURNS jsonb
 COMMENT ON FUNCTION envsync.row_json(record) IS
     'A row as jsonb, keyed by column name (numbers, booleans and jsonb as JSON, other values as their text form): no cast, so no user code runs';
 
+-- A key column's text as the change trigger logs it: with DateStyle, TimeZone and IntervalStyle
+-- pinned, so a date or timestamp key reads the same in every session.
+CREATE OR REPLACE FUNCTION envsync.key_text(anyelement) RETURNS text
+    AS 'MODULE_PATHNAME', 'envsync_key_text' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION envsync.key_text(anyelement) IS
+    'A key value''s text form as envsync logs it, whatever the session settings (date and time keys)';
+
+-- The SQL expression of a key column's text (row alias t): its cast to text, unless the text
+-- follows session settings (dates and times) or the cast differs from the output (char(n),
+-- whose cast drops the padding).
+CREATE OR REPLACE FUNCTION envsync.key_column_text(attname name, atttypid regtype) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN atttypid IN ('date', 'timestamp', 'timestamptz', 'bpchar') THEN format('envsync.key_text(t.%I)', attname)
+                ELSE format('t.%I::text', attname) END
+$$;
+COMMENT ON FUNCTION envsync.key_column_text(name, regtype) IS 'The SQL expression of a key column''s text, as envsync logs it';
+
 -- The primary key columns of a table, in key order.
 CREATE OR REPLACE FUNCTION envsync.key_columns(tbl regclass)
 RETURNS TABLE (attname name, atttypid regtype, atttypmod integer, ord bigint)
@@ -31,12 +48,12 @@ COMMENT ON FUNCTION envsync.key_columns(regclass) IS 'The primary key columns of
 CREATE OR REPLACE FUNCTION envsync.key_sql(tbl regclass, param integer,
                                            OUT key_array text, OUT key_text text, OUT key_match text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT format('ARRAY[%s]', string_agg(format('t.%I::text', k.attname), ', ' ORDER BY k.ord)),
-           format('ARRAY[%s]::text', string_agg(format('t.%I::text', k.attname), ', ' ORDER BY k.ord)),
+    SELECT format('ARRAY[%s]', string_agg(envsync.key_column_text(k.attname, k.atttypid), ', ' ORDER BY k.ord)),
+           format('ARRAY[%s]::text', string_agg(envsync.key_column_text(k.attname, k.atttypid), ', ' ORDER BY k.ord)),
            string_agg(format('t.%I = ANY (ARRAY(SELECT (lit::text[])[%s]::%s FROM unnest($%s) AS lit))',
                              k.attname, k.ord, format_type(k.atttypid, -1), param), ' AND ' ORDER BY k.ord)
            || format(' AND ARRAY[%s]::text = ANY ($%s)',
-                     string_agg(format('t.%I::text', k.attname), ', ' ORDER BY k.ord), param)
+                     string_agg(envsync.key_column_text(k.attname, k.atttypid), ', ' ORDER BY k.ord), param)
       FROM envsync.key_columns(tbl) k
 $$;
 COMMENT ON FUNCTION envsync.key_sql(regclass, integer) IS

@@ -87,16 +87,18 @@ BEGIN
                   DETAIL = 'Records are matched between environments by their primary key.',
                   HINT = 'Add a primary key to the table in every environment.';
     END IF;
-    -- A key is compared as text; only types whose text form ignores session settings qualify.
+    -- A key is compared as text, made with the session settings pinned (envsync.key_text):
+    -- types whose text is one per value, read back exactly.
     SELECT k.attname, format_type(k.atttypid, k.atttypmod) AS type INTO bad_key
       FROM envsync.key_columns(tbl) k
-     WHERE k.atttypid NOT IN ('int2', 'int4', 'int8', 'text', 'varchar', 'uuid')
+     WHERE k.atttypid NOT IN ('int2', 'int4', 'int8', 'text', 'varchar', 'bpchar', 'uuid', 'numeric', 'bool',
+                              'date', 'timestamp', 'timestamptz')
      ORDER BY k.ord LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'primary key column "%" of table "%" has unsupported type %',
                         bad_key.attname, tbl, bad_key.type
             USING ERRCODE = 'feature_not_supported',
-                  HINT = 'Key columns must be smallint, integer, bigint, text, varchar or uuid.';
+                  HINT = 'Key columns must be smallint, integer, bigint, numeric, boolean, text, varchar, char, uuid, date, timestamp or timestamptz.';
     END IF;
     IF filter_column IS NOT NULL AND NOT EXISTS (
            SELECT FROM pg_attribute

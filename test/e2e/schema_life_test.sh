@@ -284,4 +284,37 @@ prod -c "UPDATE shop.kinds SET mood = 'ok', size = '(5,5)' WHERE id = 1" -c "UPD
 id=$(prod -c "SELECT sync_compare('prod', 'test', ARRAY['kinds'])")
 is "$(summary "$(prod -c "SELECT * FROM sync_apply($id)")")|$(on_test -c "SELECT mood, size FROM shop.kinds WHERE id = 1")" "kinds 0 2 0|ok|(5,5)" "and PROD > TEST"
 
+# --- Keys of other types: dates and times (whatever the session's settings), numeric, char(n), ---
+# --- mixed composite keys, bigint near 2^63 ----------------------------------------------------------
+for side in prod on_test; do
+    migrate $side >/dev/null <<'SQL'
+CREATE TABLE shop.rates (day date, at timestamptz, amount numeric, code char(3), local_at timestamp, rate text,
+                         PRIMARY KEY (day, at, amount, code, local_at));
+CREATE TABLE shop.big_ids (id bigint PRIMARY KEY, label text);
+CREATE TABLE shop.float_keyed (x double precision PRIMARY KEY);
+SQL
+done
+on_test -c "SELECT sync_grant_link('envsync_link', ARRAY['shop.rates', 'shop.big_ids']::regclass[])" >/dev/null
+like "$(prod -c "SELECT sync_add_module('floats', ARRAY['shop.float_keyed']::regclass[])")" \
+     'primary key column "x" of table "shop.float_keyed" has unsupported type double precision' "a key of another type is refused, naming it"
+is "$(prod -c "SELECT sync_add_module('rates', ARRAY['shop.rates', 'shop.big_ids']::regclass[])")" "" "date, timestamptz, numeric, char(3) and timestamp keys are accepted"
+PGOPTIONS="$PGOPTIONS -c TimeZone=Asia/Tokyo -c DateStyle=SQL,DMY" on_test \
+    -c "INSERT INTO shop.rates VALUES ('2026-03-04', '2026-03-04 10:00+00', 1.50, 'EU', '2026-03-04 11:00', 'x'), ('2026-03-05', '2026-03-05 10:00+00', 2, 'USD', '2026-03-05 11:00', 'y')" \
+    -c "INSERT INTO shop.big_ids VALUES (9223372036854775807, 'max'), (-9223372036854775808, 'min'), (9223372036854775806, 'near')" >/dev/null
+export PGOPTIONS="$PGOPTIONS -c TimeZone=America/New_York -c DateStyle=German"
+id=$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['rates'])")
+is "$(prod -c "SELECT string_agg(key::text, ' ' ORDER BY key::text) FROM envsync.changes WHERE comparison_id = $id")" \
+   '{-9223372036854775808} {2026-03-04,"2026-03-04 10:00:00+00",1.50,"EU ","2026-03-04 11:00:00"} {2026-03-05,"2026-03-05 10:00:00+00",2,USD,"2026-03-05 11:00:00"} {9223372036854775806} {9223372036854775807}' \
+   "the keys, read in sessions of other time zones and date styles, are the change log's, every digit kept"
+is "$(summary "$(prod -c "SELECT * FROM sync_apply($id)")")|$(prod -c "SELECT count(*) FROM shop.rates")|$(prod -c "SELECT string_agg(id::text, ' ' ORDER BY id) FROM shop.big_ids")" \
+   "rates 5 0 0|2|-9223372036854775808 9223372036854775806 9223372036854775807" "TEST > PROD applies them"
+prod -c "UPDATE shop.rates SET rate = 'z' WHERE code = 'EU'" -c "DELETE FROM shop.big_ids WHERE id = 9223372036854775806" \
+     -c "UPDATE shop.big_ids SET label = 'MAX' WHERE id = 9223372036854775807" >/dev/null
+id=$(prod -c "SELECT sync_compare('prod', 'test', ARRAY['rates'])")
+is "$(prod -c "SELECT table_name, kind, count(*) FROM envsync.changes WHERE comparison_id = $id GROUP BY 1, 2 ORDER BY table_name::text, kind")" \
+   "shop.big_ids|deleted|1
+shop.big_ids|modified|1
+shop.rates|modified|1" "PROD's edits of them are tracked under the same keys"
+is "$(summary "$(prod -c "SELECT * FROM sync_apply($id)")")|$(on_test -c "SELECT rate FROM shop.rates WHERE code = 'EU'")" "rates 0 2 1|z" "and PROD > TEST applies them"
+
 done_testing
