@@ -317,4 +317,19 @@ shop.big_ids|modified|1
 shop.rates|modified|1" "PROD's edits of them are tracked under the same keys"
 is "$(summary "$(prod -c "SELECT * FROM sync_apply($id)")")|$(on_test -c "SELECT rate FROM shop.rates WHERE code = 'EU'")" "rates 0 2 1|z" "and PROD > TEST applies them"
 
+# --- A big record: a 100 MB bytea and a 50 MB text ------------------------------------------------
+for side in prod on_test; do
+    migrate $side >/dev/null <<<"CREATE TABLE shop.attachments (id integer PRIMARY KEY, data bytea, body text)"
+done
+on_test -c "SELECT sync_grant_link('envsync_link', ARRAY['shop.attachments']::regclass[])" >/dev/null
+prod -c "SELECT sync_add_module('attachments', ARRAY['shop.attachments']::regclass[])" >/dev/null
+on_test -c "INSERT INTO shop.attachments SELECT 1, decode(repeat(md5('x'), 6553600), 'hex'), repeat(md5('y'), 1638400)" >/dev/null
+id=$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['attachments'])")
+is "$(changes "$id")" 'shop.attachments {"id": 1} new' "a record of a 100 MB bytea and a 50 MB text compares"
+applied=$(prod -c "SELECT * FROM sync_apply($id)")
+is "$(summary "$applied")|$(prod -c "SELECT length(data), length(body), md5(data) = md5(decode(repeat(md5('x'), 6553600), 'hex')) FROM shop.attachments")" \
+   "attachments 1 0 0|104857600|52428800|t" "applies whole"
+is "$(summary "$(prod -c "SELECT * FROM sync_revert($(cut -d'|' -f1 <<<"$applied" | head -1))")")|$(prod -c "SELECT count(*) FROM shop.attachments")" \
+   "attachments 0 0 1|0" "and reverts"
+
 done_testing
