@@ -345,6 +345,48 @@ $$;
 COMMENT ON FUNCTION envsync.check_cascades(bigint, text) IS
     'Refuses a run whose deletions or key changes would cascade into records it does not write';
 
+-- For the review, in the database a comparison's deletions would be applied to: the records of
+-- tables outside the comparison (others than tables) that deleting this record would change
+-- by a foreign key's action (CASCADE, SET NULL, SET DEFAULT), read as their owners; NULL if none.
+-- row: the record as the comparison read it (envsync.row_json), whose referenced columns the
+-- referencing records are matched with.
+CREATE OR REPLACE FUNCTION envsync.cascades_of(tbl regclass, "row" jsonb, tables regclass[]) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    fk record;
+    found_keys jsonb;
+    result jsonb := '[]';
+BEGIN
+    FOR fk IN
+        SELECT con.conname, con.conrelid::regclass AS child, c.relowner AS owner, con.confdeltype AS action,
+               (SELECT string_agg(format('t.%I = %L::%s', a.attname, "row" ->> r.attname, format_type(a.atttypid, -1)), ' AND ' ORDER BY k.i)
+                  FROM unnest(con.conkey, con.confkey) WITH ORDINALITY k(child_col, parent_col, i)
+                  JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.child_col
+                  JOIN pg_attribute r ON r.attrelid = con.confrelid AND r.attnum = k.parent_col) AS match,
+               EXISTS (SELECT FROM pg_index i WHERE i.indrelid = con.conrelid AND i.indisprimary) AS has_key
+          FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
+         WHERE con.contype = 'f' AND con.confrelid = tbl AND con.confdeltype IN ('c', 'n', 'd')
+           AND con.conrelid <> ALL (tables)
+         ORDER BY con.conrelid::regclass::text, con.conname
+    LOOP
+        found_keys := envsync.run_as_owner(fk.owner, format(
+            'SELECT jsonb_agg(array_to_string(%s, '', '') ORDER BY %s) FROM %s t WHERE %s',
+            CASE WHEN fk.has_key THEN (SELECT k.key_array FROM envsync.key_sql(fk.child, 1) k) ELSE 'ARRAY[t.ctid::text]' END,
+            CASE WHEN fk.has_key THEN (SELECT k.key_text FROM envsync.key_sql(fk.child, 1) k) ELSE 't.ctid' END,
+            fk.child, fk.match), 0);
+        IF found_keys IS NOT NULL THEN
+            result := result || jsonb_build_object('table', fk.child::text, 'constraint', fk.conname,
+                                                   'action', CASE fk.action WHEN 'c' THEN 'delete'
+                                                                            WHEN 'n' THEN 'set null' ELSE 'set default' END,
+                                                   'records', found_keys);
+        END IF;
+    END LOOP;
+    RETURN nullif(result, '[]');
+END
+$$;
+COMMENT ON FUNCTION envsync.cascades_of(regclass, jsonb, regclass[]) IS
+    'The records of tables outside a comparison that deleting a record would change by a foreign key''s action';
+
 -- A trigger or rule of this database could have changed a record written: refused (27000).
 CREATE OR REPLACE FUNCTION envsync.check_written(result jsonb, here text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

@@ -117,6 +117,9 @@ fingerprint() { "$@" -c "SELECT md5(string_agg(x, ',' ORDER BY x)) FROM (SELECT 
 
 on_test -c "DELETE FROM shop.articles WHERE id IN (5, 7)" >/dev/null
 id=$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['blog'])")
+is "$(prod -c "SELECT record_key->>'id', cascades FROM envsync.changes WHERE comparison_id = $id ORDER BY 1")" \
+   '5|[{"table": "shop.article_comments", "action": "delete", "records": ["1", "2"], "constraint": "article_comments_article_id_fkey"}]
+7|' "the review shows the never-synced records a deletion would cascade into"
 before=$(fingerprint prod)
 dry=$(prod -c "SELECT * FROM sync_apply($id, test_import => true)")
 like "$dry" 'deleting records of table shop.articles in environment "prod" would delete 2 record\(s\) of table shop.article_comments that it does not synchronize' \
