@@ -137,6 +137,20 @@ prod -c "DELETE FROM shop.article_comments WHERE article_id = 5" >/dev/null
 id=$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['blog'])")
 is "$(summary "$(prod -c "SELECT * FROM sync_apply($id)")")" "blog 0 0 1" "and so does the other, once its comments are gone"
 
+# PROD > TEST: TEST's own reader comments are as safe.
+on_test -c "INSERT INTO shop.article_comments VALUES (10, 'test comment', 8)" >/dev/null
+prod -c "DELETE FROM shop.articles WHERE id = 8" >/dev/null
+id=$(prod -c "SELECT sync_compare('prod', 'test', ARRAY['blog'])")
+before=$(fingerprint on_test)
+like "$(prod -c "SELECT * FROM sync_apply($id, test_import => true)")" \
+     'deleting records of table shop.articles in environment "test" would delete 1 record\(s\) of table shop.article_comments.*records 10 of table shop.article_comments reference records 8' \
+     "PROD > TEST: the test import refuses a deletion cascading into TEST's never-synced records"
+like "$(prod -c "SELECT * FROM sync_apply($id)")" 'would delete 1 record\(s\) of table shop.article_comments' "and so does the synchronization"
+is "$(fingerprint on_test)" "$before" "TEST is as it was"
+on_test -c "DELETE FROM shop.article_comments WHERE id = 10" >/dev/null
+id=$(prod -c "SELECT sync_compare('prod', 'test', ARRAY['blog'])")
+is "$(summary "$(prod -c "SELECT * FROM sync_apply($id)")")" "blog 0 0 1" "without the comment, the deletion applies"
+
 on_test -c "DELETE FROM shop.variants WHERE id = 2" >/dev/null
 id=$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['variants'])")
 dry=$(prod -c "SELECT * FROM sync_apply($id, test_import => true)")
@@ -150,6 +164,15 @@ is "$(prod -c "SELECT status, error FROM envsync.syncs WHERE comparison_id = $id
    'failed|update or delete on table "variants" violates foreign key constraint "order_lines_variant_id_fkey" on table "order_lines"
 failed|update or delete on table "variants" violates foreign key constraint "order_lines_variant_id_fkey" on table "order_lines"|5' \
    "both recorded as failed, the variant still there"
+on_test -c "INSERT INTO shop.order_lines VALUES (1, 3)" >/dev/null
+prod -c "DELETE FROM shop.variants WHERE id = 3" >/dev/null
+id=$(prod -c "SELECT sync_compare('prod', 'test', ARRAY['variants'])")
+dry=$(prod -c "SELECT * FROM sync_apply($id, test_import => true)")
+like "$dry" 'ERROR:  environment "test": update or delete on table "variants" violates foreign key constraint "order_lines_variant_id_fkey" on table "order_lines".*HINT:  Select the changes of the records it names too, or first change the records of table shop.order_lines in environment "test"' \
+     "PROD > TEST: the deferred foreign key fails the test import in TEST, with envsync's hint"
+is "$(head -3 <<<"$(prod -c "SELECT * FROM sync_apply($id)")")" "$(head -3 <<<"$dry")" "and the synchronization the same way"
+is "$(prod -c "SELECT status FROM envsync.syncs WHERE comparison_id = $id ORDER BY id")|$(on_test -c "SELECT count(*) FROM shop.variants")" "failed
+failed|4" "recorded as failed, TEST unchanged"
 
 # A name moves from one author to another (deleted, then created under a new id), two authors
 # swap names (a DEFERRABLE unique constraint), and articles follow: both directions.
