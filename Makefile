@@ -15,7 +15,7 @@ OBJS         = $(patsubst %.cpp,%.o,$(wildcard extension/src/*.cpp extension/src
 
 # The install script is assembled from one file per concept, in dependency order.
 SQL_PARTS    = schema catalog rows tracking link table_reads remote environments modules progress \
-               change_log review intake classification compare apply revert runs messages outbox schedule \
+               outbox change_log review intake classification compare apply revert runs messages schedule \
                dump privileges
 INSTALL_SQL  = $(foreach p,$(SQL_PARTS),extension/sql/$(p).sql)
 UPGRADE_SQL  = $(foreach u,$(UPGRADES),extension/$(EXTNAME)--$(u).sql)

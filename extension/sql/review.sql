@@ -108,7 +108,10 @@ CREATE OR REPLACE VIEW envsync.comparisons AS
            count(c.change_id) FILTER (WHERE c.kind = 'modified') AS modified,
            count(c.change_id) FILTER (WHERE c.kind = 'deleted') AS deleted,
            count(c.change_id) FILTER (WHERE c.selected) AS selected,
-           r.envsync_version
+           r.envsync_version,
+           (SELECT o.recipient FROM envsync.outbox o
+             WHERE o.kind = 'comparison_finished' AND o.payload->>'comparison_id' = r.id::text
+             ORDER BY o.id LIMIT 1) AS mailed_to
       FROM envsync.compare_runs r
       LEFT JOIN envsync.compare_changes c ON c.comparison_id = r.id
      GROUP BY r.id;
@@ -131,6 +134,7 @@ COMMENT ON COLUMN envsync.comparisons.modified IS 'How many modified records';
 COMMENT ON COLUMN envsync.comparisons.deleted IS 'How many deleted records';
 COMMENT ON COLUMN envsync.comparisons.selected IS 'How many changes are selected';
 COMMENT ON COLUMN envsync.comparisons.envsync_version IS 'The envsync version that compared (a comparison made before an upgrade cannot be synchronized)';
+COMMENT ON COLUMN envsync.comparisons.mailed_to IS 'The address the e-mail saying it finished went to (none when the comparer has no address)';
 
 CREATE OR REPLACE VIEW envsync.changes AS
     SELECT comparison_id, change_id, module, table_name, key, record_key, kind, conflict_reason,

@@ -514,17 +514,11 @@ void install_routes(httplib::Server& server, const Config& config, SessionStore&
         if (!scope.is_null() && !scope.is_object()) throw Refusal(400, "\"scope\" must be an object");
         const pg::Param scope_text = scope.is_null() ? pg::Param() : text_of(scope);
         return started(session, "compare", [=, modules_text = text_of(modules)](pg::Connection& db) {
-            pg::Transaction tx(db);
             const auto id = value_of(db.exec(
                 "SELECT sync_compare($1, $2, ARRAY(SELECT jsonb_array_elements_text($3::jsonb)), $4, $5::jsonb)",
                 {source, target, modules_text, mode, scope_text}));
-            // The comparison's e-mail is queued in this transaction, so it has this transaction's time.
-            const auto mail = db.exec(
-                "SELECT m.recipient FROM envsync.mail_status m WHERE m.kind = 'comparison_finished' AND m.created_at = now() "
-                "ORDER BY m.id DESC LIMIT 1");
-            tx.commit();
-            return json{{"comparison", parsed(db.exec("SELECT to_jsonb(c) FROM envsync.comparisons c WHERE c.id = $1", {id}))},
-                        {"mail_to", mail.rows() ? json(mail.text(0, 0)) : json()}};
+            const auto comparison = parsed(db.exec("SELECT to_jsonb(c) FROM envsync.comparisons c WHERE c.id = $1", {id}));
+            return json{{"comparison", comparison}, {"mail_to", comparison.value("mailed_to", json())}};
         });
     });
 

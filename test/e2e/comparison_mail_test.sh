@@ -29,6 +29,8 @@ wait_for 10 listening || { diag "$(cat "$work/smtp.log")"; bail "aiosmtpd did no
 id=$(prod -c "SELECT sync_compare('test', 'prod')")
 is "$(prod -c "SELECT status FROM envsync.mail_status WHERE subject LIKE 'Comparison $id %'")" "pending" \
    "the comparison queued its e-mail"
+is "$(prod -c "SELECT mailed_to FROM envsync.comparisons WHERE id = $id")" "dba@shop.example" \
+   "the comparison says where its e-mail went"
 eval "$("$cluster" env prod)"
 ok "the orchestrator delivers what is due" \
    "$bin" --once --db "host=$PGHOST port=$PGPORT dbname=$PGDATABASE user=$PGUSER" \
