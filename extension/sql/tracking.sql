@@ -121,10 +121,11 @@ CREATE OR REPLACE FUNCTION envsync.track_truncates(tbl regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     part regclass;
+    owner name := (SELECT r.rolname FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.oid = tbl);
 BEGIN
-    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = tbl) = 'p' THEN
-        EXECUTE format('GRANT EXECUTE ON FUNCTION envsync.track_change() TO %I',
-                       (SELECT r.rolname FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.oid = tbl));
+    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = tbl) = 'p'
+       AND NOT has_function_privilege(owner, 'envsync.track_change()', 'EXECUTE') THEN
+        EXECUTE format('GRANT EXECUTE ON FUNCTION envsync.track_change() TO %I', owner);
     END IF;
     -- pg_partition_tree() lists nothing for a table that is not partitioned
     FOR part IN SELECT x.relid FROM (SELECT tbl AS relid, 0 AS level UNION
