@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# Peak memory of the backends for one big record, TEST > PROD on the two local clusters: a row
-# of a bytea of SIZE MB and a text of SIZE/2 MB is compared, applied and reverted; the peak
+# Peak memory of the backends for big records, TEST > PROD on the two local clusters; the peak
 # resident memory (VmHWM) of PROD's backend and of TEST's postgres_fdw backend is read from
-# /proc after each step. The baseline, measured in the same run, is the same steps for a row of
-# 1 kB; the ratio is the big run's peak over the record's size.
-#   test/bench/big_values.sh [size in MB, default 100]
+# /proc after each step:
+#   one record of a bytea of SIZE MB and a text of SIZE/2 MB compared, applied and reverted,
+#     against the same steps for a record of 1 kB (the ratio: the peak over the record's size);
+#   a comparison of ROWS records of 1 MB each, all different, with envsync.batch_bytes at its
+#     default (64 MB) against 4 GB (reads as large as before the setting; past about 250 such
+#     records one read's answer exceeds jsonb's 256 MB and the comparison fails).
+#   test/bench/big_values.sh [size in MB, default 100] [rows, default 300]
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 size=${1:-100}
+rows=${2:-300}
 source "$repo/test/bench/lib.sh"
-bench_databases "CREATE TABLE bench.blobs (id integer PRIMARY KEY, data bytea, body text);"
+bench_databases "CREATE TABLE bench.blobs (id integer PRIMARY KEY, data bytea, body text);
+                 CREATE TABLE bench.pages (id integer PRIMARY KEY, body text);"
 bench_link
-psql_prod -c "SELECT sync_add_module('blobs', ARRAY['bench.blobs']::regclass[])" >/dev/null
+psql_prod -c "SELECT sync_add_module('blobs', ARRAY['bench.blobs']::regclass[])" \
+          -c "SELECT sync_add_module('pages', ARRAY['bench.pages']::regclass[])" >/dev/null
 eval "$("$cluster" env test)"; test_host=$PGHOST
 
 # run BYTES: inserts the row on TEST, then compares, applies and reverts it in one PROD session;
@@ -27,7 +33,7 @@ PEAKS
     psql_prod <<SQL
 SELECT pg_backend_pid() AS pid \gset
 \setenv PROD_PID :pid
-SELECT sync_compare('test', 'prod') AS id \gset
+SELECT sync_compare('test', 'prod', ARRAY['blobs']) AS id \gset
 \! bash $work/peaks.sh compare
 SELECT sync_id AS sync FROM sync_apply(:id) LIMIT 1 \gset
 \! bash $work/peaks.sh apply
@@ -46,3 +52,21 @@ paste -d' ' <(echo "$base") <(echo "$big") | while read -r step p0 t0 _ p1 t1; d
 done
 read -r _ p t < <(tail -1 <<<"$big")
 echo "record of $record MB: peak / record size = PROD $(awk "BEGIN { printf \"%.1f\", $p / $record }"), TEST $(awk "BEGIN { printf \"%.1f\", $t / $record }")"
+
+# compare_pages SETTING: a full comparison of the pages (all different) in a fresh session
+compare_pages() {
+    psql_prod <<SQL | tail -1
+SET envsync.batch_bytes = '$1';
+SELECT pg_backend_pid() AS pid \gset
+\setenv PROD_PID :pid
+SELECT sync_compare('test', 'prod', ARRAY['pages'], full_compare => true) AS id \gset
+SELECT count(*) AS n FROM envsync.changes WHERE comparison_id = :id \gset
+\setenv FOUND :n
+\! bash $work/peaks.sh "\$FOUND"
+SQL
+}
+psql_prod -c "TRUNCATE bench.pages" -c "INSERT INTO bench.pages SELECT g, repeat('p', 1024 * 1024) FROM generate_series(1, $rows) g" >/dev/null
+psql_test -c "TRUNCATE bench.pages" -c "INSERT INTO bench.pages SELECT g, repeat('t', 1024 * 1024) FROM generate_series(1, $rows) g" >/dev/null
+read -r n0 p0 t0 < <(compare_pages 4GB)
+read -r n1 p1 t1 < <(compare_pages 64MB)
+echo "$rows records of 1 MB, all different ($n0 and $n1 found): peak MB PROD $p0 -> $p1, TEST $t0 -> $t1 (batch_bytes 4GB -> 64MB); ratio PROD $(awk "BEGIN { printf \"%.2f\", $p1 / $p0 }"), TEST $(awk "BEGIN { printf \"%.2f\", $t1 / $t0 }")"

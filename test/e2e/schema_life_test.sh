@@ -358,4 +358,12 @@ is "$(summary "$applied")|$(prod -c "SELECT length(data), length(body), md5(data
 is "$(summary "$(prod -c "SELECT * FROM sync_revert($(cut -d'|' -f1 <<<"$applied" | head -1))")")|$(prod -c "SELECT count(*) FROM shop.attachments")" \
    "attachments 0 0 1|0" "and reverts"
 
+# 300 records of 1 MB, all different: the reads are bounded in bytes (envsync.batch_bytes), so
+# no answer meets jsonb's limit of 256 MB, as reads of up to 5,000 records did.
+prod -c "INSERT INTO shop.attachments SELECT g, NULL, repeat('p', 1024 * 1024) FROM generate_series(1, 300) g" >/dev/null
+on_test -c "INSERT INTO shop.attachments SELECT g, NULL, repeat('t', 1024 * 1024) FROM generate_series(1, 300) g" >/dev/null
+id=$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['attachments'], full_compare => true)")
+is "$(prod -c "SELECT kind, count(*) FROM envsync.changes WHERE comparison_id = $id GROUP BY 1")" "conflict|300" \
+   "300 records of 1 MB, all different, compare"
+
 done_testing
