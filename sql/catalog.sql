@@ -10,7 +10,7 @@ CREATE TABLE shop.product_categories (product_id integer, category_id integer, p
                                       PRIMARY KEY (product_id, category_id));
 CREATE TABLE shop.users (id serial PRIMARY KEY, email text);
 CREATE TABLE shop.no_key (id integer, note text);
-CREATE TABLE shop.time_keyed (at timestamptz PRIMARY KEY, note text);
+CREATE TABLE shop.time_keyed (at interval PRIMARY KEY, note text);
 CREATE VIEW shop.page_titles AS SELECT id, title FROM shop.cms_pages;
 
 \set SHOW_CONTEXT never

@@ -64,7 +64,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
            string_agg(format('r.%I', a.attname), ', ' ORDER BY a.attnum),
            string_agg(format('%I', a.attname), ', ' ORDER BY a.attnum) FILTER (WHERE u.updatable),
            string_agg(format('r.%I', a.attname), ', ' ORDER BY a.attnum) FILTER (WHERE u.updatable)
-      FROM (SELECT string_agg(format('t.%I = s.key[%s]::%s', kc.attname, kc.ord, kc.atttypid), ' AND ' ORDER BY kc.ord) AS match,
+      FROM (SELECT string_agg(format('t.%I = s.key[%s]::%s', kc.attname, kc.ord, format_type(kc.atttypid, -1)), ' AND ' ORDER BY kc.ord) AS match,
                    string_agg(format('%I', kc.attname), ', ' ORDER BY kc.ord) AS key_columns,
                    string_agg(format('r.%I', kc.attname), ', ' ORDER BY kc.ord) AS key_values,
                    array_agg(kc.attname) AS names
@@ -275,6 +275,118 @@ END
 $$;
 COMMENT ON FUNCTION envsync.drifted_records(bigint) IS 'The staged records of a run that are no longer as reviewed here';
 
+-- An apply never changes data it does not synchronize, not even by a foreign key's action:
+-- refuses the run if deleting a staged record (or changing a referenced column of one) would
+-- cascade, set NULL or set a default in records not staged themselves (in tables outside the
+-- synchronization above all: reader comments referencing an article). The referenced values
+-- are read as the staged table's owner, the referencing records as theirs.
+CREATE OR REPLACE FUNCTION envsync.check_cascades(run bigint, here text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    fk record;
+    referenced jsonb;
+    touched jsonb;
+    child_key text;
+    child_id integer;
+BEGIN
+    FOR fk IN
+        SELECT st.table_id, st.relid, st.owner, con.conname, con.conrelid::regclass AS child, c.relowner AS child_owner,
+               o.op, CASE WHEN o.op = 'D' THEN con.confdeltype ELSE con.confupdtype END AS action,
+               ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(n, i)
+                       JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n ORDER BY k.i) AS ref_columns,
+               ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(n, i)
+                       JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n ORDER BY k.i) AS fk_columns
+          FROM pg_temp.envsync_staged_tables st
+          JOIN pg_constraint con ON con.contype = 'f' AND con.confrelid = st.relid
+          JOIN pg_class c ON c.oid = con.conrelid
+         CROSS JOIN LATERAL (VALUES ('D', st.n_d), ('U', st.n_u)) o (op, n)
+         WHERE o.n > 0 AND CASE WHEN o.op = 'D' THEN con.confdeltype ELSE con.confupdtype END IN ('c', 'n', 'd')
+         ORDER BY st.relid, con.conname, o.op
+    LOOP
+        -- the referenced values of the records staged (an update: only if it changes them)
+        referenced := envsync.run_as_owner(fk.owner, format(
+            'SELECT jsonb_agg(jsonb_build_object(''key'', s.key, ''ref'', ARRAY[%s])) FROM envsync.staged_rows s JOIN %s t ON %s
+              WHERE s.run = $1 AND s.table_id = %s AND s.op = %L%s',
+            (SELECT string_agg(format('t.%I::text', r), ', ') FROM unnest(fk.ref_columns) r), fk.relid,
+            (SELECT w.match FROM envsync.write_sql(fk.relid) w), fk.table_id, fk.op,
+            CASE WHEN fk.op = 'U' THEN format(' AND s.new_row ?| %L::text[]', fk.ref_columns) ELSE '' END), run);
+        CONTINUE WHEN referenced IS NULL;
+        child_id := (SELECT st.table_id FROM pg_temp.envsync_staged_tables st WHERE st.relid = fk.child);
+        child_key := CASE WHEN EXISTS (SELECT FROM pg_index i WHERE i.indrelid = fk.child AND i.indisprimary)
+                          THEN (SELECT k.key_array FROM envsync.key_sql(fk.child, 1) k) ELSE 'ARRAY[t.ctid::text]' END;
+        touched := envsync.run_as_owner(fk.child_owner, format(
+            'SELECT jsonb_build_object(''n'', count(DISTINCT %s), ''keys'', (array_agg(DISTINCT array_to_string(%s, '', '')))[1:20],
+                                       ''of'', (array_agg(DISTINCT array_to_string(r.key, '', '')))[1:20])
+               FROM %s t JOIN jsonb_to_recordset(%L::jsonb) AS r (key text[], ref text[]) ON r.ref = ARRAY[%s]
+              WHERE true%s
+             HAVING count(*) > 0',
+            child_key, child_key, fk.child, referenced,
+            (SELECT string_agg(format('t.%I::text', f), ', ') FROM unnest(fk.fk_columns) f),
+            CASE WHEN child_id IS NOT NULL
+                 THEN format(' AND NOT EXISTS (SELECT FROM envsync.staged_rows s WHERE s.run = $1 AND s.table_id = %s AND s.key = %s)',
+                             child_id, child_key) ELSE '' END), run);
+        IF touched IS NOT NULL THEN
+            RAISE EXCEPTION '% of table % in environment "%" would % % record(s) of table % that it does not synchronize',
+                            CASE WHEN fk.op = 'D' THEN 'deleting records' ELSE 'changing records' END, fk.relid, here,
+                            CASE fk.action WHEN 'c' THEN CASE WHEN fk.op = 'D' THEN 'delete' ELSE 'change' END
+                                           WHEN 'n' THEN 'set NULL in' ELSE 'set defaults in' END,
+                            touched ->> 'n', fk.child
+                USING ERRCODE = 'foreign_key_violation',
+                      DETAIL = format('Foreign key "%s" of table %s (ON %s %s): records %s of table %s reference records %s of table %s.',
+                                      fk.conname, fk.child, CASE WHEN fk.op = 'D' THEN 'DELETE' ELSE 'UPDATE' END,
+                                      CASE fk.action WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' ELSE 'SET DEFAULT' END,
+                                      (SELECT string_agg(k, '; ') FROM jsonb_array_elements_text(touched -> 'keys') k), fk.child,
+                                      (SELECT string_agg(k, '; ') FROM jsonb_array_elements_text(touched -> 'of') k), fk.relid),
+                      HINT = format('Deselect these records, or first change the records referencing them in environment "%s": a synchronization never changes data it does not synchronize.', here);
+        END IF;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION envsync.check_cascades(bigint, text) IS
+    'Refuses a run whose deletions or key changes would cascade into records it does not write';
+
+-- For the review, in the database a comparison's deletions would be applied to: the records of
+-- tables outside the comparison (others than tables) that deleting this record would change
+-- by a foreign key's action (CASCADE, SET NULL, SET DEFAULT), read as their owners; NULL if none.
+-- row: the record as the comparison read it (envsync.row_json), whose referenced columns the
+-- referencing records are matched with.
+CREATE OR REPLACE FUNCTION envsync.cascades_of(tbl regclass, "row" jsonb, tables regclass[]) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    fk record;
+    found_keys jsonb;
+    result jsonb := '[]';
+BEGIN
+    FOR fk IN
+        SELECT con.conname, con.conrelid::regclass AS child, c.relowner AS owner, con.confdeltype AS action,
+               (SELECT string_agg(format('t.%I = %L::%s', a.attname, "row" ->> r.attname, format_type(a.atttypid, -1)), ' AND ' ORDER BY k.i)
+                  FROM unnest(con.conkey, con.confkey) WITH ORDINALITY k(child_col, parent_col, i)
+                  JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.child_col
+                  JOIN pg_attribute r ON r.attrelid = con.confrelid AND r.attnum = k.parent_col) AS match,
+               EXISTS (SELECT FROM pg_index i WHERE i.indrelid = con.conrelid AND i.indisprimary) AS has_key
+          FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
+         WHERE con.contype = 'f' AND con.confrelid = tbl AND con.confdeltype IN ('c', 'n', 'd')
+           AND con.conrelid <> ALL (tables)
+         ORDER BY con.conrelid::regclass::text, con.conname
+    LOOP
+        found_keys := envsync.run_as_owner(fk.owner, format(
+            'SELECT jsonb_agg(array_to_string(%s, '', '') ORDER BY %s) FROM %s t WHERE %s',
+            CASE WHEN fk.has_key THEN (SELECT k.key_array FROM envsync.key_sql(fk.child, 1) k) ELSE 'ARRAY[t.ctid::text]' END,
+            CASE WHEN fk.has_key THEN (SELECT k.key_text FROM envsync.key_sql(fk.child, 1) k) ELSE 't.ctid' END,
+            fk.child, fk.match), 0);
+        IF found_keys IS NOT NULL THEN
+            result := result || jsonb_build_object('table', fk.child::text, 'constraint', fk.conname,
+                                                   'action', CASE fk.action WHEN 'c' THEN 'delete'
+                                                                            WHEN 'n' THEN 'set null' ELSE 'set default' END,
+                                                   'records', found_keys);
+        END IF;
+    END LOOP;
+    RETURN nullif(result, '[]');
+END
+$$;
+COMMENT ON FUNCTION envsync.cascades_of(regclass, jsonb, regclass[]) IS
+    'The records of tables outside a comparison that deleting a record would change by a foreign key''s action';
+
 -- A trigger or rule of this database could have changed a record written: refused (27000).
 CREATE OR REPLACE FUNCTION envsync.check_written(result jsonb, here text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -327,9 +439,16 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET envs
 DECLARE
     result jsonb;
     drifted text[];
+    e_message text; e_detail text; e_table text; e_schema text;
 BEGIN
     PERFORM envsync.staged_tables(run, here);
+    PERFORM envsync.check_cascades(run, here);
     BEGIN
+        -- Deferrable constraints are checked at the end of each write statement, as its own,
+        -- never at COMMIT: a violation fails the run, and its test import (which never commits)
+        -- alike. (A deferred check cannot even be queued where the writes run, as the tables'
+        -- owners.) A deferrable unique key lets two records swap their values.
+        SET CONSTRAINTS ALL IMMEDIATE;
         result := envsync.write_staged(run);
         IF EXISTS (SELECT FROM pg_temp.envsync_staged_tables st
                     WHERE (result -> st.table_id::text ->> 'inserted')::bigint <> st.n_i
@@ -340,12 +459,20 @@ BEGIN
     EXCEPTION WHEN SQLSTATE 'EV001' OR unique_violation THEN
         -- a record created meanwhile shows as a duplicate key
         drifted := envsync.drifted_records(run);
-        IF cardinality(drifted) = 0 AND SQLSTATE = '23505' THEN
-            RAISE;   -- a unique key other than the primary key: the error says which
+        IF cardinality(drifted) = 0 AND SQLSTATE = '23505' THEN   -- a unique key other than the primary key
+            GET STACKED DIAGNOSTICS e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL;
+            RAISE EXCEPTION USING MESSAGE = e_message, ERRCODE = 'unique_violation', DETAIL = e_detail,
+                  HINT = format('Another record in environment "%s" holds the value: select its change too. Records swapping values need the constraint DEFERRABLE.', here);
         END IF;
         PERFORM envsync.raise_drift(here, drifted);
         RAISE EXCEPTION 'records changed in environment "%" during the synchronization', here
             USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Try again.';
+    WHEN foreign_key_violation THEN
+        GET STACKED DIAGNOSTICS e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                                e_table = TABLE_NAME, e_schema = SCHEMA_NAME;
+        RAISE EXCEPTION USING MESSAGE = e_message, ERRCODE = 'foreign_key_violation', DETAIL = e_detail,
+              HINT = format('Select the changes of the records it names too, or first change the records of table %s.%s in environment "%s".',
+                            quote_ident(e_schema), quote_ident(e_table), here);
     END;
     PERFORM envsync.check_written(result, here);
     IF move_sequences THEN

@@ -92,7 +92,7 @@ SELECT t, r, true FROM (VALUES
 ON CONFLICT (table_name) DO NOTHING;
 COMMENT ON TABLE envsync.never_synced IS
     'Shop data that is never synchronized (users, orders, ...), by table name; system settings are synced only through a row filter';
-COMMENT ON COLUMN envsync.never_synced.table_name IS 'A table name, in any schema';
+COMMENT ON COLUMN envsync.never_synced.table_name IS 'A table name, in any schema; % stands for any characters (''%translation'')';
 COMMENT ON COLUMN envsync.never_synced.reason IS 'What the table holds, for the error message';
 COMMENT ON COLUMN envsync.never_synced.builtin IS 'Shipped with envsync rather than added with sync_deny_table';
 
@@ -125,10 +125,20 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION sync_remove_operator(regrole) IS 'Stops the e-mails to a role';
 
+-- Whether a table's name (without its schema) is an entry of the never-synced list: the same
+-- name, where the entry's % stands for any run of characters (nothing else is a wildcard:
+-- order_items is no pattern).
+CREATE OR REPLACE FUNCTION envsync.never_synced_match(relname name, entry name) RETURNS boolean
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT relname::text LIKE replace(replace(entry::text, '\', '\\'), '_', '\_')
+$$;
+COMMENT ON FUNCTION envsync.never_synced_match(name, name) IS
+    'Whether a table name is a never-synced entry: the same name, % in the entry standing for any characters';
+
 CREATE OR REPLACE FUNCTION sync_deny_table(table_name name, reason text) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     INSERT INTO envsync.never_synced (table_name, reason) VALUES ($1, $2)
     ON CONFLICT ON CONSTRAINT never_synced_pkey DO UPDATE SET reason = EXCLUDED.reason;
 $$;
 COMMENT ON FUNCTION sync_deny_table(name, text) IS
-    'Adds a table name to the shop data that is never synchronized';
+    'Adds a table name, or a pattern (% for any characters: ''%translation''), to the shop data that is never synchronized';

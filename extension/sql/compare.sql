@@ -92,6 +92,8 @@ DECLARE
     source_is_a boolean := comparison.source < comparison.target;
     first_time boolean;
 BEGIN
+    PERFORM envsync.check_tracking(comparison.source, tbl);
+    PERFORM envsync.check_tracking(comparison.target, tbl);
     first_time := envsync.take_in_edits(env_a, env_b, tbl,
                                         CASE WHEN source_is_a THEN comparison.source_snapshot ELSE comparison.target_snapshot END,
                                         CASE WHEN source_is_a THEN comparison.target_snapshot ELSE comparison.source_snapshot END,

@@ -72,6 +72,7 @@ CREATE TABLE IF NOT EXISTS envsync.compare_changes (
     target_row      jsonb,
     source_hash     bigint,
     target_hash     bigint,
+    cascades        jsonb,
     UNIQUE (comparison_id, table_id, key),
     CHECK ((kind = 'conflict') = (conflict_reason IS NOT NULL))
 );
@@ -91,6 +92,7 @@ COMMENT ON COLUMN envsync.compare_changes.source_row IS 'The record in the sourc
 COMMENT ON COLUMN envsync.compare_changes.target_row IS 'The record in the target, as JSON (the before-image a revert writes back)';
 COMMENT ON COLUMN envsync.compare_changes.source_hash IS 'The source record''s content hash';
 COMMENT ON COLUMN envsync.compare_changes.target_hash IS 'The target record''s content hash, as it must still be when applied';
+COMMENT ON COLUMN envsync.compare_changes.cascades IS 'For a deletion: the records of tables outside the comparison that a foreign key''s action would change';
 
 CREATE OR REPLACE VIEW envsync.comparisons AS
     SELECT r.id, r.source, r.target, r.mode, r.modules, r.added_modules, r.scope, r.full_compare,
@@ -136,7 +138,7 @@ COMMENT ON COLUMN envsync.comparisons.mailed_to IS 'The address the e-mail sayin
 
 CREATE OR REPLACE VIEW envsync.changes AS
     SELECT comparison_id, change_id, module, table_name, key, record_key, kind, conflict_reason,
-           selected, changed_columns, source_row, target_row
+           selected, changed_columns, source_row, target_row, cascades
       FROM envsync.compare_changes;
 COMMENT ON VIEW envsync.changes IS
     'The records a comparison found different, by kind (conflict, new, modified, deleted); UPDATE selected to choose what a synchronization applies';
@@ -152,6 +154,8 @@ COMMENT ON COLUMN envsync.changes.selected IS 'Whether a synchronization applies
 COMMENT ON COLUMN envsync.changes.changed_columns IS 'The columns that differ, for records present on both sides';
 COMMENT ON COLUMN envsync.changes.source_row IS 'The record in the source, as JSON (NULL where absent)';
 COMMENT ON COLUMN envsync.changes.target_row IS 'The record in the target, as JSON (NULL where absent)';
+COMMENT ON COLUMN envsync.changes.cascades IS
+    'For a deletion in this database: the records of tables outside the comparison it would cascade into, [{"table", "constraint", "action", "records"}] (an apply including it is refused); NULL: none, or a target elsewhere (checked by the apply there)';
 
 -- A selected record whose parent (by foreign key) is a new record of the same comparison must
 -- take the parent along: refused otherwise, naming both, whatever the UPDATE selected.

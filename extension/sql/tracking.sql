@@ -54,7 +54,8 @@ DECLARE
     bad_key record;
 BEGIN
     SELECT n.reason INTO denied FROM envsync.never_synced n
-      JOIN pg_class c ON c.relname = n.table_name WHERE c.oid = tbl;
+      JOIN pg_class c ON envsync.never_synced_match(c.relname, n.table_name) WHERE c.oid = tbl
+     ORDER BY n.table_name LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'table "%" is never synchronized', tbl
             USING ERRCODE = 'invalid_parameter_value',
@@ -65,22 +66,39 @@ BEGIN
         RAISE EXCEPTION '"%" is not a table', tbl
             USING ERRCODE = 'wrong_object_type', HINT = 'Only tables can be synchronized.';
     END IF;
+    -- A partition's rows are synchronized with its partitioned table, which tracks them all.
+    IF (SELECT relispartition FROM pg_class WHERE oid = tbl) THEN
+        RAISE EXCEPTION 'table "%" is a partition of table "%"', tbl,
+                        (SELECT i.inhparent::regclass FROM pg_inherits i WHERE i.inhrelid = tbl)
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = 'Synchronize the partitioned table: its partitions come with it.';
+    END IF;
+    -- Inheritance (not partitioning): a parent's reads would include its children's rows.
+    IF EXISTS (SELECT FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                WHERE (i.inhparent = tbl OR i.inhrelid = tbl) AND NOT c.relispartition) THEN
+        RAISE EXCEPTION 'table "%" takes part in table inheritance', tbl
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'A parent''s rows and its children''s cannot be told apart by key.',
+                  HINT = 'Synchronize tables without inheritance, or partitioned tables.';
+    END IF;
     IF NOT EXISTS (SELECT FROM pg_index WHERE indrelid = tbl AND indisprimary) THEN
         RAISE EXCEPTION 'table "%" has no primary key', tbl
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   DETAIL = 'Records are matched between environments by their primary key.',
                   HINT = 'Add a primary key to the table in every environment.';
     END IF;
-    -- A key is compared as text; only types whose text form ignores session settings qualify.
+    -- A key is compared as text, made with the session settings pinned (envsync.key_text):
+    -- types whose text is one per value, read back exactly.
     SELECT k.attname, format_type(k.atttypid, k.atttypmod) AS type INTO bad_key
       FROM envsync.key_columns(tbl) k
-     WHERE k.atttypid NOT IN ('int2', 'int4', 'int8', 'text', 'varchar', 'uuid')
+     WHERE k.atttypid NOT IN ('int2', 'int4', 'int8', 'text', 'varchar', 'bpchar', 'uuid', 'numeric', 'bool',
+                              'date', 'timestamp', 'timestamptz')
      ORDER BY k.ord LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'primary key column "%" of table "%" has unsupported type %',
                         bad_key.attname, tbl, bad_key.type
             USING ERRCODE = 'feature_not_supported',
-                  HINT = 'Key columns must be smallint, integer, bigint, text, varchar or uuid.';
+                  HINT = 'Key columns must be smallint, integer, bigint, numeric, boolean, text, varchar, char, uuid, date, timestamp or timestamptz.';
     END IF;
     IF filter_column IS NOT NULL AND NOT EXISTS (
            SELECT FROM pg_attribute
@@ -93,6 +111,36 @@ END
 $$;
 COMMENT ON FUNCTION envsync.check_trackable(regclass, name, text) IS
     'Refuses, with the reason, a table envsync cannot or must not synchronize';
+
+-- The TRUNCATE trigger of a tracked table and of each of its partitions (a statement trigger
+-- is not inherited by partitions; TRUNCATE of a partitioned table fires every partition's).
+-- A new partition inherits the row trigger, which PostgreSQL allows only to a role that may
+-- execute its function: the owner of a partitioned table may (it logs nothing for a table
+-- envsync does not track).
+CREATE OR REPLACE FUNCTION envsync.track_truncates(tbl regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    part regclass;
+    owner name := (SELECT r.rolname FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.oid = tbl);
+BEGIN
+    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = tbl) = 'p'
+       AND NOT has_function_privilege(owner, 'envsync.track_change()', 'EXECUTE') THEN
+        EXECUTE format('GRANT EXECUTE ON FUNCTION envsync.track_change() TO %I', owner);
+    END IF;
+    -- pg_partition_tree() lists nothing for a table that is not partitioned
+    FOR part IN SELECT x.relid FROM (SELECT tbl AS relid, 0 AS level UNION
+                                     SELECT p.relid, p.level FROM pg_partition_tree(tbl) p) x
+                 ORDER BY x.level, x.relid LOOP
+        -- checked one by one: the ALTER TABLE below runs envsync_track_new_partitions again
+        CONTINUE WHEN EXISTS (SELECT FROM pg_trigger g WHERE g.tgrelid = part AND g.tgname = 'envsync_track_truncate');
+        EXECUTE format('CREATE TRIGGER envsync_track_truncate BEFORE TRUNCATE ON %s '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION envsync.track_change()', part);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER envsync_track_truncate', part);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION envsync.track_truncates(regclass) IS
+    'Installs the TRUNCATE tracking trigger on a tracked table and on each of its partitions';
 
 -- Records the table as tracked and installs its triggers (once); returns its id here.
 CREATE OR REPLACE FUNCTION envsync.track_table(tbl regclass, filter_column name, filter_pattern text)
@@ -109,12 +157,10 @@ BEGIN
     IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = tbl AND tgname = 'envsync_track') THEN
         EXECUTE format('CREATE TRIGGER envsync_track AFTER INSERT OR UPDATE OR DELETE ON %s '
                        'FOR EACH ROW EXECUTE FUNCTION envsync.track_change()', tbl);
-        EXECUTE format('CREATE TRIGGER envsync_track_truncate BEFORE TRUNCATE ON %s '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION envsync.track_change()', tbl);
         -- ALWAYS: writes made with session_replication_role = replica are content changes too.
-        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER envsync_track, '
-                       'ENABLE ALWAYS TRIGGER envsync_track_truncate', tbl);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER envsync_track', tbl);
     END IF;
+    PERFORM envsync.track_truncates(tbl);
     RETURN id;
 END
 $$;
@@ -220,6 +266,35 @@ BEGIN
     IF NOT EXISTS (SELECT FROM pg_event_trigger WHERE evtname = 'envsync_forget_dropped_tables') THEN
         CREATE EVENT TRIGGER envsync_forget_dropped_tables ON sql_drop
             EXECUTE FUNCTION envsync.forget_dropped_tables();
+    END IF;
+END
+$$;
+
+-- A partition created or attached later is tracked with its partitioned table: its TRUNCATE
+-- trigger is installed at once (the row trigger is inherited), and a new owner of the
+-- partitioned table may give it partitions. It runs for every role's DDL,
+-- as envsync's owner, like envsync_forget_dropped_tables.
+CREATE OR REPLACE FUNCTION envsync.track_new_partitions() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tbl regclass;
+BEGIN
+    IF to_regclass('envsync.tracked_tables') IS NULL THEN
+        RETURN;
+    END IF;
+    FOR tbl IN SELECT t.relid FROM envsync.tracked_tables t JOIN pg_class c ON c.oid = t.relid
+                WHERE c.relkind = 'p' LOOP
+        PERFORM envsync.track_truncates(tbl);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION envsync.track_new_partitions() IS 'Tracks the TRUNCATE of new partitions of tracked tables (event trigger)';
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_event_trigger WHERE evtname = 'envsync_track_new_partitions') THEN
+        CREATE EVENT TRIGGER envsync_track_new_partitions ON ddl_command_end
+            WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+            EXECUTE FUNCTION envsync.track_new_partitions();
     END IF;
 END
 $$;

@@ -1,6 +1,7 @@
 // SQL-callable row readers, used by the table reads, the apply and a DBA diffing rows by hand:
 //   envsync.row_hash(record) -> bigint     the content hash of a row
 //   envsync.row_json(record) -> jsonb      the row as the review shows it and an apply writes it
+//   envsync.key_text(anyelement) -> text   a key column's text, as the change trigger logs it
 #include "pg/records.hpp"
 #include "row_shape.hpp"
 
@@ -26,6 +27,10 @@ extern "C" {
 PG_FUNCTION_INFO_V1(envsync_row_hash);
 Datum envsync_row_hash(PG_FUNCTION_ARGS) {
     return envsync::pg_entry([&] { return envsync::hash_of_record(fcinfo); });
+}
+PG_FUNCTION_INFO_V1(envsync_key_text);
+Datum envsync_key_text(PG_FUNCTION_ARGS) {
+    return envsync::pg_entry([&] { return envsync::pg::pinned_text_argument(fcinfo, 0); });
 }
 PG_FUNCTION_INFO_V1(envsync_row_json);
 Datum envsync_row_json(PG_FUNCTION_ARGS) {

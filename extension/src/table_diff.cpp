@@ -19,11 +19,13 @@
 
 #include "pg/results.hpp"
 #include "pg/spi.hpp"
+#include "settings.hpp"
 
 namespace envsync {
 namespace {
 
-constexpr int batch_size = 5000;
+constexpr int batch_size = 5000;   // keys per read at most
+constexpr int first_part = 32;     // keys of the first read, before the size of rows is known
 constexpr int n_out = 6;
 
 // Where an environment's row hashes of the table are read, its id there, and the FROM item
@@ -42,7 +44,8 @@ Side read_side(Datum environment, Datum table) {
 }
 
 // The batch: both sides' rows with the batch's keys ($1), joined by key, those that differ; $2
-// the table's column names, for the changed columns.
+// the table's column names, for the changed columns. A last row without a key says how many
+// bytes of rows the batch read on both sides.
 std::string batch_query(const Side &source, const Side &target) {
     return fmt::format(
         "WITH src AS MATERIALIZED (SELECT key, hash, row FROM {} AS s), "
@@ -51,9 +54,12 @@ std::string batch_query(const Side &source, const Side &target) {
         "       CASE WHEN src.key IS NOT NULL AND dst.key IS NOT NULL THEN "
         "            ARRAY(SELECT c FROM unnest($2::text[]) WITH ORDINALITY AS u(c, n) "
         "                   WHERE src.row -> c IS DISTINCT FROM dst.row -> c ORDER BY n) END, "
-        "       src.row, dst.row "
+        "       src.row, dst.row, NULL::bigint "
         "  FROM src FULL JOIN dst ON src.key = dst.key "
-        " WHERE src.hash IS DISTINCT FROM dst.hash",
+        " WHERE src.hash IS DISTINCT FROM dst.hash "
+        "UNION ALL "
+        "SELECT NULL, NULL, NULL, NULL, NULL, NULL, "
+        "       (SELECT coalesce(sum(pg_column_size(row)), 0) FROM src) + (SELECT coalesce(sum(pg_column_size(row)), 0) FROM dst)",
         source.rows_from, target.rows_from);
 }
 
@@ -61,22 +67,46 @@ struct DiffRun {
     ReturnSetInfo *result;
     std::string batch_sql;
     Datum columns;  // text[] of the table's column names, in order
+    int part_rows;  // how many keys the next read asks for (envsync.batch_bytes)
 };
 
-// Diffs one batch of key texts and appends the differing records to the result.
-void diff_batch(const DiffRun &run, Datum *keys, int n) {
+// Diffs one part of a batch and appends the differing records to the result; returns the bytes
+// of rows it read.
+int64 diff_part(const DiffRun &run, Datum *keys, int n) {
     // Not read-only: another environment is asked by inserting a request there.
     uint64_t rows = pg::execute(run.batch_sql,
                                 pg::Params().add(TEXTARRAYOID, pg::text_array(keys, n)).add(TEXTARRAYOID, run.columns),
                                 false);
     Datum values[n_out];
     bool isnull[n_out];
+    int64 bytes = 0;
     for (uint64_t r = 0; r < rows; r++) {
+        bool no_key;
+        pg::value(r, 1, &no_key);
+        if (no_key) {
+            bytes = DatumGetInt64(pg::value(r, n_out + 1));
+            continue;
+        }
         for (int c = 0; c < n_out; c++)
             values[c] = pg::value(r, c + 1, &isnull[c]);
         pg::put_row(run.result, values, isnull);
     }
     pg::free_rows();
+    return bytes;
+}
+
+// Diffs one batch of key texts, in parts of about envsync.batch_bytes of rows each (so that a
+// backend holds no more of them at once, on either server): each part asks for as many keys as
+// the bytes per row read so far allow, at most twice the previous part's.
+void diff_batch(DiffRun &run, Datum *keys, int n) {
+    int64 budget = int64(settings::batch_kilobytes) * 1024;
+    for (int start = 0; start < n;) {
+        int part = std::min(run.part_rows, n - start);
+        int64 bytes = diff_part(run, keys + start, part);
+        start += part;
+        int64 fits = bytes > 0 ? int64(part) * budget / bytes : int64(batch_size);
+        run.part_rows = int(std::clamp<int64>(fits, 1, std::min<int64>(int64(part) * 2, batch_size)));
+    }
 }
 
 Datum table_columns(Datum table) {
@@ -90,7 +120,7 @@ Datum table_columns(Datum table) {
 // The full comparison: only keys and hashes cross the network, and each server hashes its own
 // rows at the same time (the other side's scan is asynchronous). A key seen once, or with two
 // hashes, differs. The aggregate spills to disk past work_mem.
-void diff_all(const DiffRun &run, const Side &source, const Side &target) {
+void diff_all(DiffRun &run, const Side &source, const Side &target) {
     std::string candidates = fmt::format(
         "SELECT key FROM (SELECT key, hash FROM {} WHERE table_id = {} "
         "                 UNION ALL SELECT key, hash FROM {} WHERE table_id = {}) both_sides "
@@ -119,7 +149,7 @@ Datum diff_table(FunctionCallInfo fcinfo) {
     pg::connect();
     Side source = read_side(source_env, table);
     Side target = read_side(target_env, table);
-    DiffRun run{result, batch_query(source, target), table_columns(table)};
+    DiffRun run{result, batch_query(source, target), table_columns(table), first_part};
     if (PG_ARGISNULL(3)) {
         diff_all(run, source, target);
     } else {

@@ -32,6 +32,7 @@ DROP FUNCTION envsync.reading(text, regclass);
 ALTER TABLE envsync.compare_runs ADD COLUMN envsync_version text NOT NULL DEFAULT '0.1.0';
 ALTER TABLE envsync.compare_runs ALTER COLUMN envsync_version DROP DEFAULT;
 ALTER TABLE envsync.sync_runs ADD COLUMN cancelled_by name;   -- unknown for runs cancelled before
+ALTER TABLE envsync.compare_changes ADD COLUMN cascades jsonb;   -- unknown for comparisons made before
 -- The trigger no longer hashes each written row (only the tests read it).
 ALTER TABLE envsync.row_log DROP COLUMN hash;
 

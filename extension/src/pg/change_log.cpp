@@ -109,6 +109,10 @@ DeformedRow deform(HeapTuple tuple, TupleDesc desc) {
 
 int32 tracked_table_id(Oid relid) {
     return pg_call([&] {
+        // A partition's rows are its partitioned table's: the nearest tracked ancestor's id.
+        List *candidates = list_make1_oid(relid);
+        if (get_rel_relispartition(relid))
+            candidates = list_concat(candidates, get_partition_ancestors(relid));
         Oid schema = get_namespace_oid("envsync", true);
         Oid tables = OidIsValid(schema) ? get_relname_relid("tracked_tables", schema) : InvalidOid;
         if (!OidIsValid(tables))
@@ -126,17 +130,23 @@ int32 tracked_table_id(Oid relid) {
         if (id_column == InvalidAttrNumber || relid_column == InvalidAttrNumber)
             ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                             errmsg("envsync table \"envsync.tracked_tables\" was altered")));
-        ScanKeyData key;
-        ScanKeyInit(&key, relid_column, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
-        TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 1, &key);
         int32 id = 0;
-        if (HeapTuple tuple = heap_getnext(scan, ForwardScanDirection)) {
-            bool isnull;
-            Datum value = heap_getattr(tuple, id_column, desc, &isnull);
-            id = isnull ? 0 : DatumGetInt32(value);
+        ListCell *cell;
+        foreach (cell, candidates) {
+            ScanKeyData key;
+            ScanKeyInit(&key, relid_column, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(lfirst_oid(cell)));
+            TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 1, &key);
+            if (HeapTuple tuple = heap_getnext(scan, ForwardScanDirection)) {
+                bool isnull;
+                Datum value = heap_getattr(tuple, id_column, desc, &isnull);
+                id = isnull ? 0 : DatumGetInt32(value);
+            }
+            table_endscan(scan);
+            if (id != 0)
+                break;
         }
-        table_endscan(scan);
         table_close(rel, AccessShareLock);
+        list_free(candidates);
         return id;
     });
 }
@@ -172,6 +182,9 @@ void log_row_event(TriggerData *trigger, const std::vector<ColumnReader> &column
 void log_truncate(Relation rel, const std::vector<ColumnReader> &columns, const std::vector<AttrNumber> &key,
                   int32 table_id) {
     pg_call([&] {
+        // A partitioned table has no rows of its own: each partition's trigger logs its rows.
+        if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+            return;
         TupleDesc desc = RelationGetDescr(rel);
         ChangeLog log = open_change_log();
         Datum *values = static_cast<Datum *>(palloc(desc->natts * sizeof(Datum)));

@@ -12,7 +12,8 @@ namespace envsync::pg {
 // apply functions only) rather than a user's edit.
 extern bool applying;
 
-// The id envsync.tracked_tables gives the table, 0 if it is not tracked. Read without privilege
+// The id envsync.tracked_tables gives the table (a partition: its nearest tracked ancestor), 0
+// if it is not tracked. Read without privilege
 // checks: the trigger runs as whoever writes the table.
 int32 tracked_table_id(Oid relid);
 
@@ -20,7 +21,8 @@ int32 tracked_table_id(Oid relid);
 // key is logged as a deletion of the old record and an insertion of the new one.
 void log_row_event(TriggerData *trigger, const std::vector<ColumnReader> &columns,
                    const std::vector<AttrNumber> &key, int32 table_id);
-// Logs a deletion of every row of the table, before TRUNCATE.
+// Logs a deletion of every row of the table, before TRUNCATE (nothing for a partitioned table:
+// TRUNCATE fires each partition's own trigger).
 void log_truncate(Relation rel, const std::vector<ColumnReader> &columns, const std::vector<AttrNumber> &key,
                   int32 table_id);
 

@@ -236,6 +236,24 @@ Datum row_key(const std::vector<ColumnReader> &columns, const std::vector<AttrNu
     return pg_call([&] { return unguarded::row_key(columns, key, values, nulls); });
 }
 
+Datum pinned_text_argument(FunctionCallInfo fcinfo, int arg) {
+    return pg_call([&] {
+        auto *output = static_cast<FmgrInfo *>(fcinfo->flinfo->fn_extra);
+        if (output == nullptr) {
+            Oid output_fn;
+            bool varlena;
+            getTypeOutputInfo(get_fn_expr_argtype(fcinfo->flinfo, arg), &output_fn, &varlena);
+            output = static_cast<FmgrInfo *>(MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(FmgrInfo)));
+            fmgr_info_cxt(output_fn, output, fcinfo->flinfo->fn_mcxt);
+            fcinfo->flinfo->fn_extra = output;
+        }
+        char *text = text_form(*output, PG_GETARG_DATUM(arg));
+        Datum result = CStringGetTextDatum(text);
+        pfree(text);
+        return result;
+    });
+}
+
 namespace unguarded {
 
 Datum row_key(const std::vector<ColumnReader> &columns, const std::vector<AttrNumber> &key,

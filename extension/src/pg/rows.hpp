@@ -55,6 +55,10 @@ Datum row_json(const std::vector<ColumnReader> &columns, TupleDesc desc, const D
 Datum row_key(const std::vector<ColumnReader> &columns, const std::vector<AttrNumber> &key,
               const Datum *values, const bool *nulls);
 
+// The text form of argument arg of a SQL function (any type), with the settings that shape it
+// pinned, as the change trigger writes key texts. The output function is cached in fn_extra.
+Datum pinned_text_argument(FunctionCallInfo fcinfo, int arg);
+
 namespace unguarded {
 // The same, for callers that already run inside pg_call() (the change trigger).
 Datum row_key(const std::vector<ColumnReader> &columns, const std::vector<AttrNumber> &key,
