@@ -139,13 +139,34 @@ BEGIN
             ctes := ctes || format(
                 'u%s AS (UPDATE %s t SET (%s) = (SELECT %s FROM jsonb_populate_record(t, s.new_row) r)
                            FROM envsync.staged_rows s
-                          WHERE s.run = $1 AND s.table_id = %s AND s.op = ''U'' AND %s AND envsync.row_hash(t) = s.expect_hash
+                          WHERE s.run = $1 AND s.table_id = %s AND s.op = ''U'' AND %s AND envsync.row_hash(t) = s.expect_hash%s
                          RETURNING s.key, envsync.row_hash(t) IS DISTINCT FROM s.new_hash AS altered)',
                 t.table_id, t.relid, coalesce(t.set_columns, t.key_columns), coalesce(t.set_values, t.key_values),
-                t.table_id, t.match);
+                t.table_id, t.match,
+                CASE WHEN t.unique_columns IS NOT NULL THEN format(' AND NOT s.new_row ?| %L::text[]', t.unique_columns) ELSE '' END);
             value_rows := value_rows || format('(%s, %s, ''U'', (SELECT count(*) FROM u%s),
                                      ARRAY(SELECT array_to_string(w.key, '', '') FROM u%s w WHERE w.altered))',
                                    cardinality(value_rows), t.table_id, t.table_id, t.table_id);
+            -- Updates of unique values checked row by row: deleted, then inserted as updated, so
+            -- that the values are unique again at every row inserted (two records swapping
+            -- theirs): the sort reads every deletion before the first insertion. The foreign keys referencing the table, all NO ACTION, are checked at the
+            -- end of the statement, when each key is back.
+            IF t.unique_columns IS NOT NULL THEN
+                ctes := ctes || format(
+                    'x%s AS (DELETE FROM %s t USING envsync.staged_rows s
+                              WHERE s.run = $1 AND s.table_id = %s AND s.op = ''U'' AND s.new_row ?| %L::text[] AND %s
+                                AND envsync.row_hash(t) = s.expect_hash
+                             RETURNING s.key, s.new_row, s.new_hash, t AS old),
+                     y%s AS (INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE
+                             SELECT %s FROM x%s x, jsonb_populate_record(x.old, x.new_row) r ORDER BY x.key
+                             RETURNING %s AS key, envsync.row_hash(t) AS hash)',
+                    t.table_id, t.relid, t.table_id, t.unique_columns, t.match,
+                    t.table_id, t.relid, t.columns, t.from_record, t.table_id, t.key_text);
+                value_rows := value_rows || format('(%s, %s, ''U'', (SELECT count(*) FROM y%s),
+                                         ARRAY(SELECT array_to_string(y.key, '', '') FROM y%s y JOIN x%s x ON x.key = y.key
+                                                WHERE y.hash IS DISTINCT FROM x.new_hash))',
+                                       cardinality(value_rows), t.table_id, t.table_id, t.table_id, t.table_id);
+            END IF;
         ELSE
             ctes := ctes || format(
                 'i%s AS (INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE
@@ -188,13 +209,26 @@ BEGIN
         DROP TABLE pg_temp.envsync_staged_tables;
     END IF;
     CREATE TEMP TABLE envsync_staged_tables ON COMMIT DROP AS
-    SELECT s.table_id, tt.relid, c.relowner AS owner, 0 AS depth, s.n_i, s.n_u, s.n_d, ws.*
+    SELECT s.table_id, tt.relid, c.relowner AS owner, 0 AS depth, s.n_i, s.n_u, s.n_d, ws.*, u.unique_columns
       FROM (SELECT st.table_id, count(*) FILTER (WHERE st.op = 'I') AS n_i, count(*) FILTER (WHERE st.op = 'U') AS n_u,
                    count(*) FILTER (WHERE st.op = 'D') AS n_d
               FROM envsync.apply_stage st WHERE st.run = staged_tables.run GROUP BY st.table_id) s
       LEFT JOIN envsync.tracked_tables tt USING (table_id)
       LEFT JOIN pg_class c ON c.oid = tt.relid
-      LEFT JOIN LATERAL envsync.write_sql(tt.relid) ws ON true;
+      LEFT JOIN LATERAL envsync.write_sql(tt.relid) ws ON true
+      -- The columns of unique keys checked row by row (not deferrable; all columns for a key on
+      -- expressions), if every foreign key referencing the table is NO ACTION: an update
+      -- changing them is written as a deletion and an insertion in one statement, so that
+      -- records can swap values (see write_statement).
+      LEFT JOIN LATERAL (
+          SELECT array_agg(DISTINCT a.attname::text) AS unique_columns
+            FROM pg_index i
+            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum > 0 AND NOT a.attisdropped
+                               AND (a.attnum = ANY (i.indkey) OR 0 = ANY (i.indkey))
+           WHERE i.indrelid = tt.relid AND i.indisunique AND i.indimmediate AND NOT i.indisprimary
+             AND NOT EXISTS (SELECT FROM pg_constraint con
+                              WHERE con.contype = 'f' AND con.confrelid = tt.relid
+                                AND (con.confdeltype <> 'a' OR con.confupdtype <> 'a'))) u ON true;
     SELECT * INTO t FROM pg_temp.envsync_staged_tables WHERE relid IS NULL LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'table id % is not tracked in environment "%"', t.table_id, here
@@ -462,7 +496,7 @@ BEGIN
         IF cardinality(drifted) = 0 AND SQLSTATE = '23505' THEN   -- a unique key other than the primary key
             GET STACKED DIAGNOSTICS e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL;
             RAISE EXCEPTION USING MESSAGE = e_message, ERRCODE = 'unique_violation', DETAIL = e_detail,
-                  HINT = format('Another record in environment "%s" holds the value: select its change too. Records swapping values need the constraint DEFERRABLE.', here);
+                  HINT = format('Another record in environment "%s" holds the value: select its change too. Records swapping values need the constraint DEFERRABLE when a foreign key referencing the table has an action other than NO ACTION.', here);
         END IF;
         PERFORM envsync.raise_drift(here, drifted);
         RAISE EXCEPTION 'records changed in environment "%" during the synchronization', here
