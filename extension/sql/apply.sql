@@ -421,6 +421,70 @@ $$;
 COMMENT ON FUNCTION envsync.cascades_of(regclass, jsonb, regclass[]) IS
     'The records of tables outside a comparison that deleting a record would change by a foreign key''s action';
 
+-- What another environment asks of the records its comparison would delete here: their
+-- envsync.cascades_of (keys: the texts of their keys; tables: the ids here of the compared
+-- tables), answered in the returned row (RETURNING cascades: a JSON array of {key, cascades},
+-- records without any left out). Nothing is stored: it is a view.
+CREATE OR REPLACE VIEW envsync.cascade_requests AS
+    SELECT NULL::integer AS table_id, NULL::text[] AS keys, NULL::integer[] AS tables, NULL::jsonb AS cascades WHERE false;
+COMMENT ON VIEW envsync.cascade_requests IS
+    'Requests for what deleting records here would change by foreign keys'' actions, answered in the returned row (nothing is stored)';
+COMMENT ON COLUMN envsync.cascade_requests.table_id IS 'The table''s id here';
+COMMENT ON COLUMN envsync.cascade_requests.keys IS 'The records to be deleted, each key the text of its text[] form';
+COMMENT ON COLUMN envsync.cascade_requests.tables IS 'The ids here of the tables compared (their records are no cascade)';
+COMMENT ON COLUMN envsync.cascade_requests.cascades IS 'Answer: a JSON array of {key, cascades}';
+
+CREATE OR REPLACE FUNCTION envsync.cascade_request() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tbl regclass := (SELECT t.relid FROM envsync.tracked_tables t WHERE t.table_id = NEW.table_id);
+    tables regclass[] := ARRAY(SELECT t.relid FROM envsync.tracked_tables t WHERE t.table_id = ANY (NEW.tables));
+BEGIN
+    PERFORM envsync.readable_table(NEW.table_id, 'rows');   -- tracked and open to the link role
+    NEW.cascades := '[]';
+    -- the records are read only if a foreign key's action reaches outside the comparison
+    IF EXISTS (SELECT FROM pg_constraint con
+                WHERE con.contype = 'f' AND con.confrelid = tbl AND con.confdeltype IN ('c', 'n', 'd')
+                  AND con.conrelid <> ALL (tables)) THEN
+        NEW.cascades := (SELECT coalesce(jsonb_agg(jsonb_build_object('key', r.key, 'cascades', c.found)), '[]')
+                           FROM envsync.table_rows(NEW.table_id, NEW.keys) r
+                          CROSS JOIN LATERAL envsync.cascades_of(tbl, r.row, tables) AS c (found)
+                          WHERE c.found IS NOT NULL);
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION envsync.cascade_request() IS 'Answers a cascade request with what deleting the records would change';
+CREATE OR REPLACE TRIGGER cascade_request INSTEAD OF INSERT ON envsync.cascade_requests
+    FOR EACH ROW EXECUTE FUNCTION envsync.cascade_request();
+
+-- For the review of a comparison whose target is another environment: what its deletions of
+-- a table's records would change there (envsync.cascades_of, asked of its envsync), by key.
+CREATE OR REPLACE FUNCTION envsync.request_cascades(comparison envsync.compare_runs, tbl regclass)
+RETURNS TABLE (key text[], cascades jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    keys text[] := ARRAY(SELECT cc.key::text FROM envsync.compare_changes cc JOIN envsync.tracked_tables t USING (table_id)
+                          WHERE cc.comparison_id = comparison.id AND t.relid = tbl
+                            AND cc.source_row IS NULL AND cc.target_row IS NOT NULL);
+    answer jsonb;
+BEGIN
+    IF cardinality(keys) = 0 THEN
+        RETURN;
+    END IF;
+    EXECUTE format('INSERT INTO %I.cascade_requests (table_id, keys, tables) VALUES ($1, $2, $3) RETURNING cascades',
+                   (SELECT e.link_schema FROM envsync.environments e WHERE e.name = comparison.target))
+       INTO answer
+      USING (SELECT r.table_id FROM envsync.reading(comparison.target, tbl) r), keys,
+            ARRAY(SELECT et.remote_table_id FROM envsync.module_tables mt
+                    JOIN envsync.environment_tables et ON et.table_id = mt.table_id AND et.environment = comparison.target
+                   WHERE mt.module = ANY (comparison.modules));
+    RETURN QUERY SELECT ARRAY(SELECT jsonb_array_elements_text(e -> 'key')), e -> 'cascades' FROM jsonb_array_elements(answer) e;
+END
+$$;
+COMMENT ON FUNCTION envsync.request_cascades(envsync.compare_runs, regclass) IS
+    'What a comparison''s deletions of a table''s records would change in the target environment, asked of it';
+
 -- A trigger or rule of this database could have changed a record written: refused (27000).
 CREATE OR REPLACE FUNCTION envsync.check_written(result jsonb, here text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

@@ -32,6 +32,7 @@ BEGIN
         -- asynchronous: the other server hashes its rows while this one hashes its own
         ('row_hashes', 'table_id integer, key text, hash bigint', ', fetch_size ''10000'', async_capable ''true'''),
         ('read_requests', 'table_id integer, keys text[], rows jsonb', ''),
+        ('cascade_requests', 'table_id integer, keys text[], tables integer[], cascades jsonb', ''),
         -- an apply stages its records in batches, then one request writes them
         ('apply_stage', 'run bigint, table_id integer, key text[], op "char", expect_hash bigint, '
                         'new_row jsonb, new_hash bigint', ', batch_size ''1000'''),

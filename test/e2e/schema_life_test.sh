@@ -141,6 +141,9 @@ is "$(summary "$(prod -c "SELECT * FROM sync_apply($id)")")" "blog 0 0 1" "and s
 on_test -c "INSERT INTO shop.article_comments VALUES (10, 'test comment', 8)" >/dev/null
 prod -c "DELETE FROM shop.articles WHERE id = 8" >/dev/null
 id=$(prod -c "SELECT sync_compare('prod', 'test', ARRAY['blog'])")
+is "$(prod -c "SELECT record_key->>'id', cascades FROM envsync.changes WHERE comparison_id = $id ORDER BY 1")" \
+   '8|[{"table": "shop.article_comments", "action": "delete", "records": ["10"], "constraint": "article_comments_article_id_fkey"}]' \
+   "PROD > TEST: the review shows the never-synced records of TEST a deletion would cascade into, read there"
 before=$(fingerprint on_test)
 like "$(prod -c "SELECT * FROM sync_apply($id, test_import => true)")" \
      'deleting records of table shop.articles in environment "test" would delete 1 record\(s\) of table shop.article_comments.*records 10 of table shop.article_comments reference records 8' \
