@@ -157,6 +157,15 @@ END
 $$;
 COMMENT ON FUNCTION envsync.check_source(bigint) IS 'Refuses a run whose source changed since its comparison, listing the records';
 
+-- envsync.batch_bytes in bytes (its value as set, a number of kB or with a unit, before the
+-- library defines the setting in this session).
+CREATE OR REPLACE FUNCTION envsync.batch_bytes() RETURNS bigint
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN v ~ '^[0-9]+$' THEN v::bigint * 1024 ELSE pg_size_bytes(v) END
+      FROM (SELECT coalesce(nullif(current_setting('envsync.batch_bytes', true), ''), '64MB') AS v) s
+$$;
+COMMENT ON FUNCTION envsync.batch_bytes() IS 'The setting envsync.batch_bytes, in bytes';
+
 -- Stages a run's records in its target (through postgres_fdw for another environment) and has
 -- them written there in one request. Returns per table id there: inserted, updated, deleted.
 CREATE OR REPLACE FUNCTION envsync.write_target(sync_id bigint) RETURNS jsonb
@@ -165,16 +174,33 @@ DECLARE
     s envsync.sync_runs := (SELECT r FROM envsync.sync_runs r WHERE r.id = sync_id);
     target envsync.environments := (SELECT e FROM envsync.environments e JOIN envsync.compare_runs c ON c.target = e.name
                                      WHERE c.id = s.comparison_id);
-    stage text := '(run, table_id, key, op, expect_hash, new_row, new_hash)
-                   SELECT $1, w.target_table_id, w.key, w.op, w.expect_hash, w.new_row, w.new_hash
-                     FROM envsync.run_writes($1) w';
+    w record;
+    part envsync.apply_stage[] := '{}';
+    part_bytes bigint := 0;
+    budget bigint := envsync.batch_bytes();
     result jsonb;
 BEGIN
     IF target.server IS NULL THEN
-        EXECUTE 'INSERT INTO envsync.apply_stage ' || stage USING sync_id;
+        INSERT INTO envsync.apply_stage (run, table_id, key, op, expect_hash, new_row, new_hash)
+        SELECT sync_id, rw.target_table_id, rw.key, rw.op, rw.expect_hash, rw.new_row, rw.new_hash
+          FROM envsync.run_writes(sync_id) rw;
         RETURN envsync.apply_staged(sync_id, target.name, NOT s.test_import);
     END IF;
-    EXECUTE format('INSERT INTO %I.apply_stage ', target.link_schema) || stage USING sync_id;
+    -- In parts of about envsync.batch_bytes (as text, the form postgres_fdw sends): within a
+    -- statement it sends 1,000 rows at a time, whatever their size.
+    FOR w IN SELECT rw.target_table_id, rw.key, rw.op, rw.expect_hash, rw.new_row, rw.new_hash
+               FROM envsync.run_writes(sync_id) rw LOOP
+        part := part || ROW(sync_id, w.target_table_id, w.key, w.op, w.expect_hash, w.new_row, w.new_hash)::envsync.apply_stage;
+        part_bytes := part_bytes + coalesce(octet_length(w.new_row::text), 0) + 100;
+        IF part_bytes >= budget THEN
+            EXECUTE format('INSERT INTO %I.apply_stage SELECT p.* FROM unnest($1) p', target.link_schema) USING part;
+            part := '{}';
+            part_bytes := 0;
+        END IF;
+    END LOOP;
+    IF cardinality(part) > 0 THEN
+        EXECUTE format('INSERT INTO %I.apply_stage SELECT p.* FROM unnest($1) p', target.link_schema) USING part;
+    END IF;
     EXECUTE format('INSERT INTO %I.apply_requests (run, environment, move_sequences) VALUES ($1, $2, $3) '
                    'RETURNING result', target.link_schema)
        INTO result USING sync_id, target.name, NOT s.test_import;
