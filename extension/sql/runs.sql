@@ -174,32 +174,41 @@ DECLARE
     s envsync.sync_runs := (SELECT r FROM envsync.sync_runs r WHERE r.id = sync_id);
     target envsync.environments := (SELECT e FROM envsync.environments e JOIN envsync.compare_runs c ON c.target = e.name
                                      WHERE c.id = s.comparison_id);
+    stage text := '(run, table_id, key, op, expect_hash, new_row, new_hash)
+                   SELECT $1, w.target_table_id, w.key, w.op, w.expect_hash, w.new_row, w.new_hash
+                     FROM envsync.run_writes($1) w';
+    -- about the bytes of a staged record (a compressed value: its text, as postgres_fdw sends it)
+    size text := 'CASE WHEN pg_column_compression(w.new_row) IS NULL THEN coalesce(pg_column_size(w.new_row), 0)
+                       ELSE octet_length(w.new_row::text) END + 100';
+    budget bigint := envsync.batch_bytes();
     w record;
     part envsync.apply_stage[] := '{}';
     part_bytes bigint := 0;
-    budget bigint := envsync.batch_bytes();
+    total bigint;
     result jsonb;
 BEGIN
     IF target.server IS NULL THEN
-        INSERT INTO envsync.apply_stage (run, table_id, key, op, expect_hash, new_row, new_hash)
-        SELECT sync_id, rw.target_table_id, rw.key, rw.op, rw.expect_hash, rw.new_row, rw.new_hash
-          FROM envsync.run_writes(sync_id) rw;
+        EXECUTE 'INSERT INTO envsync.apply_stage ' || stage USING sync_id;
         RETURN envsync.apply_staged(sync_id, target.name, NOT s.test_import);
     END IF;
-    -- In parts of about envsync.batch_bytes (as text, the form postgres_fdw sends): within a
-    -- statement it sends 1,000 rows at a time, whatever their size.
-    FOR w IN SELECT rw.target_table_id, rw.key, rw.op, rw.expect_hash, rw.new_row, rw.new_hash
-               FROM envsync.run_writes(sync_id) rw LOOP
-        part := part || ROW(sync_id, w.target_table_id, w.key, w.op, w.expect_hash, w.new_row, w.new_hash)::envsync.apply_stage;
-        part_bytes := part_bytes + coalesce(octet_length(w.new_row::text), 0) + 100;
-        IF part_bytes >= budget THEN
+    -- postgres_fdw sends 1,000 rows per statement, whatever their size: records of more than
+    -- envsync.batch_bytes in all are staged in parts of about that many bytes.
+    EXECUTE format('SELECT coalesce(sum(%s), 0) FROM envsync.run_writes($1) w', size) INTO total USING sync_id;
+    IF total <= budget THEN
+        EXECUTE format('INSERT INTO %I.apply_stage ', target.link_schema) || stage USING sync_id;
+    ELSE
+        FOR w IN EXECUTE format('SELECT w.*, %s AS size FROM envsync.run_writes($1) w', size) USING sync_id LOOP
+            part := part || ROW(sync_id, w.target_table_id, w.key, w.op, w.expect_hash, w.new_row, w.new_hash)::envsync.apply_stage;
+            part_bytes := part_bytes + w.size;
+            IF part_bytes >= budget THEN
+                EXECUTE format('INSERT INTO %I.apply_stage SELECT p.* FROM unnest($1) p', target.link_schema) USING part;
+                part := '{}';
+                part_bytes := 0;
+            END IF;
+        END LOOP;
+        IF cardinality(part) > 0 THEN
             EXECUTE format('INSERT INTO %I.apply_stage SELECT p.* FROM unnest($1) p', target.link_schema) USING part;
-            part := '{}';
-            part_bytes := 0;
         END IF;
-    END LOOP;
-    IF cardinality(part) > 0 THEN
-        EXECUTE format('INSERT INTO %I.apply_stage SELECT p.* FROM unnest($1) p', target.link_schema) USING part;
     END IF;
     EXECUTE format('INSERT INTO %I.apply_requests (run, environment, move_sequences) VALUES ($1, $2, $3) '
                    'RETURNING result', target.link_schema)
