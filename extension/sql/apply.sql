@@ -373,7 +373,10 @@ CREATE TABLE IF NOT EXISTS envsync.apply_requests (
     move_sequences boolean NOT NULL,
     result         jsonb,   -- answer: per table id, inserted, updated, deleted
     requested_at   timestamptz NOT NULL DEFAULT now(),
-    requested_by   name NOT NULL DEFAULT session_user
+    requested_by   name NOT NULL DEFAULT session_user,
+    -- the run as PROD knows it, written here in the same transaction as its records: should
+    -- PROD lose or fail the run after this database committed, PROD finds it here
+    run_info       jsonb
 );
 COMMENT ON TABLE envsync.apply_requests IS 'Synchronizations PROD applied to this database, with what each wrote';
 COMMENT ON COLUMN envsync.apply_requests.run IS 'The synchronization''s id on PROD';
@@ -382,6 +385,8 @@ COMMENT ON COLUMN envsync.apply_requests.move_sequences IS 'Whether sequences mo
 COMMENT ON COLUMN envsync.apply_requests.result IS 'Answer: per table id, inserted, updated, deleted';
 COMMENT ON COLUMN envsync.apply_requests.requested_at IS 'When';
 COMMENT ON COLUMN envsync.apply_requests.requested_by IS 'The link role that asked';
+COMMENT ON COLUMN envsync.apply_requests.run_info IS
+    'The run as PROD records it (comparison_id, reverts, scheduled_by, change_ids), committed with its writes here';
 
 CREATE OR REPLACE FUNCTION envsync.apply_request() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

@@ -105,6 +105,28 @@ END
 $$;
 COMMENT ON FUNCTION envsync.recover_interrupted_runs() IS 'Marks failed the runs a crash or a lost session interrupted';
 
+-- The runs every other environment committed but PROD lost or failed (recover_written_runs,
+-- runs.sql); an environment that cannot be reached now is tried again at the next tick.
+CREATE OR REPLACE FUNCTION envsync.recover_lost_runs() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    env text;
+    n integer := 0;
+BEGIN
+    FOR env IN SELECT e.name FROM envsync.environments e WHERE e.server IS NOT NULL ORDER BY e.name LOOP
+        BEGIN
+            n := n + envsync.recover_written_runs(env);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'runs written in environment "%" could not be looked for: %', env, SQLERRM
+                USING HINT = 'The scheduler looks again at its next run.';
+        END;
+    END LOOP;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION envsync.recover_lost_runs() IS
+    'Records the runs other environments committed but PROD lost or failed (the scheduler, each minute)';
+
 -- Takes the next due run (oldest run_at first), marks it running and holds its session lock
 -- until envsync.release_run(); NULL when none is due.
 CREATE OR REPLACE FUNCTION envsync.claim_due_run() RETURNS bigint
@@ -143,6 +165,8 @@ DECLARE
     v_id bigint;
     v_outcome jsonb;
 BEGIN
+    PERFORM envsync.recover_lost_runs();   -- first: a run marked running may have been written there
+    COMMIT;
     PERFORM envsync.recover_interrupted_runs();
     COMMIT;
     LOOP
