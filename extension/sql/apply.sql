@@ -392,6 +392,8 @@ CREATE OR REPLACE FUNCTION envsync.apply_request() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     NEW.result := envsync.apply_staged(NEW.run, NEW.environment, NEW.move_sequences);
+    -- Kept as long as its run can be reverted: PROD may need it to find a run it lost.
+    DELETE FROM envsync.apply_requests r WHERE r.requested_at < now() - envsync.keep_before_images();
     RETURN NEW;
 END
 $$;

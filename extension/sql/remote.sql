@@ -34,6 +34,7 @@ BEGIN
         ('track_requests', 'schema_name name, table_name name, filter_column name, filter_pattern text, '
                            'table_id integer, shape jsonb', ''),
         ('tracked_shapes', 'table_id integer, shape jsonb', ''),
+        ('untrack_requests', 'table_id integer', ''),
         ('row_log', 'table_id integer, key text[], kind "char", applied boolean, xid xid8, at timestamptz',
                     ', fetch_size ''10000'''),
         -- asynchronous: the other server hashes its rows while this one hashes its own
