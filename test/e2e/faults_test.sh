@@ -198,4 +198,26 @@ is "$(prod -c "SELECT full_compare FROM envsync.comparisons WHERE id = $(tail -1
 is "$(prod -c "SELECT full_compare FROM envsync.comparisons WHERE id = $(prod -c "SELECT sync_compare('prod', 'test')")")" "f" \
    "the one after it is incremental again"
 
+# --- Bounded: tracking removed with the table, retention purged by the scheduler -------------------
+tracking() {   # tracking prod|on_test TABLE: its envsync triggers, tracked record, log entries
+    "$1" -c "SELECT (SELECT count(*) FROM pg_trigger WHERE tgrelid = '$2'::regclass AND tgname LIKE 'envsync%')
+                    || '/' || (SELECT count(*) FROM envsync.tracked_tables WHERE relid = '$2'::regclass)
+                    || '/' || (SELECT count(*) FROM envsync.row_log l JOIN envsync.tracked_tables t USING (table_id)
+                                WHERE t.relid = '$2'::regclass)"
+}
+on_test -c "UPDATE shop.slides SET caption = 'logged' WHERE id = 3" >/dev/null
+prod -c "UPDATE shop.slides SET caption = 'logged' WHERE id = 4" >/dev/null
+prod -c "SELECT sync_add_module('sliders', ARRAY['shop.sliders']::regclass[])" >/dev/null
+is "$(tracking prod shop.slides) $(tracking on_test shop.slides)" "0/0/0 0/0/0" \
+   "a table left out of its module is no longer tracked in either environment: triggers, record, log entries"
+prod -c "SELECT sync_remove_module('sliders')" >/dev/null
+is "$(tracking prod shop.sliders) $(tracking on_test shop.sliders)" "0/0/0 0/0/0" "nor are a removed module's tables"
+prod -c "UPDATE envsync.outbox SET status = 'sent', sent_at = now() - interval '100 days' WHERE id = (SELECT min(id) FROM envsync.outbox)" >/dev/null
+kept=$(prod -c "SELECT count(*) FROM envsync.compare_changes WHERE source_row IS NOT NULL OR target_row IS NOT NULL")
+prod -c "SET envsync.keep_before_images = '0'" -c "CALL envsync.run_due_syncs()" >/dev/null
+is "$(prod -c "SELECT count(*) FROM envsync.outbox WHERE sent_at < now() - interval '90 days'")|$((kept > 0))|$(prod -c "SELECT count(*) FROM envsync.compare_changes c
+      WHERE (c.source_row IS NOT NULL OR c.target_row IS NOT NULL)
+        AND c.comparison_id < (SELECT max(id) FROM envsync.compare_runs)")" "0|1|0" \
+   "the scheduler purges what outlived its retention: sent e-mails, before-images of synchronized and superseded comparisons"
+
 done_testing
