@@ -239,18 +239,20 @@ COMMENT ON FUNCTION envsync.run_summary(bigint, jsonb) IS 'Per module of a compa
 -- The pair's bookkeeping after a run: records a synchronization applied are in sync (their
 -- edits forgotten); those a revert put back differ again, with the edits they had before, as the
 -- comparison classified them.
+-- Hash joins: the selection was frozen in this very transaction, so no statistics know its size
+-- yet, and a nested loop planned for one row would run once per record of a large one.
 CREATE OR REPLACE FUNCTION envsync.keep_in_sync(sync_id bigint) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_nestloop = off AS $$
 DECLARE
     s envsync.sync_runs := (SELECT r FROM envsync.sync_runs r WHERE r.id = sync_id);
     c envsync.compare_runs := (SELECT r FROM envsync.compare_runs r WHERE r.id = s.comparison_id);
     source_is_a boolean := c.source < c.target;
 BEGIN
     IF s.reverts IS NULL THEN
-        DELETE FROM envsync.unsynced u USING envsync.run_selection sel, envsync.compare_changes cc
-         WHERE sel.sync_id = s.id AND cc.change_id = sel.change_id
+        DELETE FROM envsync.unsynced u USING envsync.compare_changes cc
+         WHERE cc.comparison_id = c.id AND u.table_id = cc.table_id AND u.key = cc.key
            AND u.env_a = least(c.source, c.target) AND u.env_b = greatest(c.source, c.target)
-           AND u.table_id = cc.table_id AND u.key = cc.key;
+           AND EXISTS (SELECT FROM envsync.run_selection sel WHERE sel.sync_id = s.id AND sel.change_id = cc.change_id);
         RETURN;
     END IF;
     INSERT INTO envsync.unsynced AS u (env_a, env_b, table_id, key, a_created, a_changed, a_deleted,
