@@ -173,6 +173,27 @@ $$;
 COMMENT ON FUNCTION envsync.check_identity(text) IS
     'Recognises an environment replaced under the same name since its last comparison (then compared in full)';
 
+-- Refuses to write with an environment that is another database than at its last comparison:
+-- the comparison's snapshots hold transaction ids of another history, so its change log cannot
+-- tell what changed since.
+CREATE OR REPLACE FUNCTION envsync.require_same_database(env text, comparison_id bigint) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    was text := (SELECT i.identity FROM envsync.environment_identities i WHERE i.environment = env);
+    now_id text := envsync.current_identity(env);
+BEGIN
+    IF was IS DISTINCT FROM now_id AND was IS NOT NULL THEN
+        RAISE EXCEPTION 'environment "%" is another database than when comparison % was made', env, comparison_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = format('It was %s, it is %s (system identifier/database oid/timeline): restored, a new cluster or a promoted standby.',
+                                  was, now_id),
+                  HINT = 'Compare the environments again (the next comparison reads every record).';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION envsync.require_same_database(text, bigint) IS
+    'Refuses to write with an environment replaced since its last comparison';
+
 -- Raises an error with its SQLSTATE and texts, those that are NULL left out.
 CREATE OR REPLACE FUNCTION envsync.raise_error(state text, message text, detail text, hint text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

@@ -290,6 +290,10 @@ BEGIN
     PERFORM envsync.lock_pair(c.source, c.target);
     UPDATE envsync.sync_runs r SET started_at = clock_timestamp() WHERE r.id = sync_id;   -- after any wait for the pair
     PERFORM envsync.freeze_selection(sync_id);
+    talking_to := c.source;
+    PERFORM envsync.require_same_database(c.source, c.id);
+    talking_to := c.target;
+    PERFORM envsync.require_same_database(c.target, c.id);
     IF s.reverts IS NULL THEN
         talking_to := c.source;
         PERFORM envsync.report_progress('apply', 1, 3, format('checking that environment "%s" is as compared', c.source),

@@ -183,7 +183,8 @@ prod -c "SELECT * FROM sync_revert($run)" >/dev/null
 is "$(fingerprint_test)" "$before" "and its revert undoes exactly that"
 
 # --- An environment replaced under the same name -----------------------------------------------------
-prod -c "SELECT sync_compare('prod', 'test')" >/dev/null
+prod -c "UPDATE shop.products SET name = 'Fault G' WHERE id = 11" >/dev/null
+id=$(prod -c "SELECT sync_compare('prod', 'test')")
 (
     eval "$("$cluster" env test)"
     "$cluster" psql test -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '$PGDATABASE' AND pid <> pg_backend_pid()" \
@@ -191,12 +192,32 @@ prod -c "SELECT sync_compare('prod', 'test')" >/dev/null
         -c "CREATE DATABASE \"$PGDATABASE\" TEMPLATE \"${PGDATABASE}_replaced\"" \
         -c "DROP DATABASE \"${PGDATABASE}_replaced\"" >/dev/null
 )
+like "$(prod -c "SELECT * FROM sync_apply($id)")" "environment \"test\" is another database than when comparison $id was made" \
+     "TEST made anew (another database under the same name): a comparison made before is not applied"
 out=$(PGOPTIONS="-c client_min_messages=notice" "$cluster" psql prod -At -c "SELECT sync_compare('prod', 'test')" 2>&1)
 like "$out" "environment \"test\" is another database than at its last comparison: every record is compared" \
-     "TEST made anew (another database under the same name): the next comparison says why it reads everything"
+     "the next comparison says why it reads everything"
 is "$(prod -c "SELECT full_compare FROM envsync.comparisons WHERE id = $(tail -1 <<<"$out")")" "t" "and is full"
 is "$(prod -c "SELECT full_compare FROM envsync.comparisons WHERE id = $(prod -c "SELECT sync_compare('prod', 'test')")")" "f" \
    "the one after it is incremental again"
+
+# --- A failed run recorded apart while the caller holds a lock the recorder needs ---------------------
+# The caller waits for the recorder on a lock, so the deadlock is PostgreSQL's to find and end:
+# either the caller gives way (and the failure is recorded once it rolled back) or the recorder
+# does (and the error says the failure could not be recorded), within seconds, never a hang.
+prod -c "UPDATE shop.products SET name = 'Fault H' WHERE id = 12" >/dev/null
+id=$(prod -c "SELECT sync_compare('prod', 'test')")
+on_test -c "UPDATE shop.products SET name = 'drift' WHERE id = 12" >/dev/null
+out=$(timeout 60 "$cluster" psql prod -At -c "BEGIN" -c "LOCK TABLE envsync.sync_runs IN SHARE MODE" \
+          -c "SELECT * FROM sync_apply($id)" -c "COMMIT" 2>&1)
+like "$out" "deadlock detected|could not be recorded as failed" \
+     "a failure recorded apart while the caller holds a lock the recorder needs: a deadlock PostgreSQL resolves"
+if [[ $out =~ "could not be recorded as failed" ]]; then
+    like "$out" "ERROR:  1 record changed" "the recorder gave way: the error says so, not a warning"
+else
+    wait_for 10 eval '[[ $(syncs_of "$id") == failed ]]'
+    is "$(syncs_of "$id")" "failed" "the caller gave way: the recorder then records the failure"
+fi
 
 # --- Bounded: tracking removed with the table, retention purged by the scheduler -------------------
 tracking() {   # tracking prod|on_test TABLE: its envsync triggers, tracked record, log entries
