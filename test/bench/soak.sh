@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Soak (not CI): many tracked writes over many rounds of comparing and applying, both
 # directions, to see that what envsync keeps stays bounded and a comparison costs the same in
-# round 20 as in round 1. Each round writes WRITES/ROUNDS rows (half on PROD, half on TEST, in
-# two disjoint halves of the table), compares (PROD > TEST on even rounds, TEST > PROD on odd),
-# applies the comparison and runs the scheduler's housekeeping (CALL envsync.run_due_syncs()),
-# with before-images and history kept 0 s so that their retention is exercised too. Per round it prints the
-# comparison's and the apply's seconds, the change log's entries on each side and the size of
-# envsync's tables on each side (after a VACUUM ANALYZE, as autovacuum would in time) and the
-# changes kept; then the last round's comparison time against round 2's.
+# the last round as in the first. Each round writes WRITES/ROUNDS rows (half on PROD, half on
+# TEST, in two disjoint halves of the table), compares (PROD > TEST on even rounds, TEST > PROD
+# on odd), applies the comparison and runs the scheduler's housekeeping (CALL
+# envsync.run_due_syncs()), with before-images and history kept 0 s so that their retention is
+# exercised too. Per round it prints the comparison's and the apply's seconds, the change log's
+# entries and the size of envsync's tables on each side (after a VACUUM ANALYZE, as autovacuum
+# would in time) and the changes kept; then the last round's comparison time against round 2's.
 #   test/bench/soak.sh [tracked writes, default 1000000] [rounds, default 20] [rows, default 100000]
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)

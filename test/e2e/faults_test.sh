@@ -87,6 +87,31 @@ prod -c "CALL envsync.run_due_syncs()" >/dev/null
 is "$(syncs_of "$id")|$(prod -c "SELECT count(*) FROM envsync.outbox WHERE kind = 'sync_failed' AND payload ->> 'sync_id' = (SELECT id FROM envsync.syncs WHERE comparison_id = $id)::text")" \
    "succeeded|0" "the next scheduler run records it succeeded, not interrupted"
 
+# --- The same when PROD's commit fails after TEST's: SERIALIZABLE, cancelled at commit -------------
+# A write skew with another serializable transaction, which commits first: PROD's transaction
+# is found to be the pivot only at commit, after postgres_fdw committed TEST.
+prod -c "CREATE TABLE public.fault_a (x integer)" -c "CREATE TABLE public.fault_b (x integer)" \
+     -c "INSERT INTO public.fault_a VALUES (1)" -c "INSERT INTO public.fault_b VALUES (1)" \
+     -c "UPDATE shop.products SET name = 'Fault S' WHERE id = 3" >/dev/null
+id=$(prod -c "SELECT sync_compare('prod', 'test')")
+out=$(mktemp)
+"$cluster" psql prod -At -c "BEGIN ISOLATION LEVEL SERIALIZABLE" -c "SELECT count(*) FROM public.fault_a" \
+    -c "UPDATE public.fault_b SET x = x + 1" -c "SELECT * FROM sync_apply($id)" -c "SELECT pg_sleep(2)" -c "COMMIT" >"$out" 2>&1 &
+session=$!
+wait_for 20 sleeping prod
+prod -c "BEGIN ISOLATION LEVEL SERIALIZABLE" -c "SELECT count(*) FROM public.fault_b" -c "UPDATE public.fault_a SET x = x + 1" \
+     -c "COMMIT" >/dev/null
+wait "$session"
+like "$(cat "$out")" "could not serialize access" "PROD's serializable transaction fails at commit, after TEST's"
+rm -f "$out"
+prod -c "DROP TABLE public.fault_a, public.fault_b" >/dev/null
+is "$(on_test -c "SELECT name FROM shop.products WHERE id = 3")|$(syncs_of "$id")" "Fault S|" \
+   "TEST kept the writes, PROD has no run"
+out=$(PGOPTIONS="-c client_min_messages=notice" "$cluster" psql prod -At -c "SELECT sync_compare('prod', 'test')" 2>&1)
+like "$out" "was written in environment \"test\" but not recorded as succeeded here" "the next comparison finds it there"
+is "$(prod -c "SELECT status, revertible_until IS NOT NULL FROM envsync.syncs WHERE comparison_id = $id")" "succeeded|t" \
+   "and records it succeeded, revertible"
+
 # --- The commit gap of a comparison: TEST's change log compacted, PROD lost the comparison ------------
 on_test -c "UPDATE shop.products SET description = 'edited on TEST first' WHERE id = 4" >/dev/null
 prod -c "SELECT sync_compare('prod', 'test')" >/dev/null   # takes in the edit of product 4
