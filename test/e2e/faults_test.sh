@@ -69,8 +69,14 @@ is "$(prod -c "SELECT status, updated, revertible_until IS NOT NULL FROM envsync
    "and records the truth: succeeded, what it wrote, revertible"
 like "$(prod -c "SELECT * FROM sync_apply($id)")" "already synchronized by synchronization $run" \
      "applying the comparison again is refused"
-prod -c "SELECT * FROM sync_revert($run)" >/dev/null
-is "$(fingerprint_test)" "$before" "its revert gives TEST back what it had, from the kept before-images"
+hold on_test envsync.apply_requests INSERT
+in_gap "SELECT * FROM sync_revert($run)" >/dev/null
+release on_test
+is "$(fingerprint_test)|$(prod -c "SELECT count(*) FROM envsync.syncs WHERE reverts = $run")" "$before|0" \
+   "its revert, PROD killed while TEST commits it: TEST is back as it was, PROD lost the revert"
+prod -c "CALL envsync.run_due_syncs()" >/dev/null
+is "$(prod -c "SELECT kind, status FROM envsync.syncs WHERE reverts = $run")|$(prod -c "SELECT revertible_until IS NULL FROM envsync.syncs WHERE id = $run")" \
+   "revert|succeeded|t" "the next scheduler run records the revert too; the synchronization is reverted"
 is "$(prod -c "SELECT count(*) FROM envsync.sync_runs WHERE id > $run") $(prod -c "SELECT nextval(pg_get_serial_sequence('envsync.sync_runs', 'id')) > $run + 1")" \
    "1 t" "no run id is given twice after the crash"
 
