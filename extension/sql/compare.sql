@@ -130,7 +130,7 @@ BEGIN
     PERFORM envsync.lock_pair(source, target);
     PERFORM envsync.recover_written_runs(source);
     PERFORM envsync.recover_written_runs(target);
-    -- both checked, each NOTICEd
+    -- both sides checked, each replaced one saying so
     replaced := envsync.check_identity(source);
     replaced := envsync.check_identity(target) OR replaced;
     INSERT INTO envsync.compare_runs (source, target, mode, modules, added_modules, scope, full_compare, started_by,
