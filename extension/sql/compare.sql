@@ -81,7 +81,8 @@ COMMENT ON FUNCTION envsync.check_scope(jsonb, text[]) IS 'Refuses a comparison 
 
 -- Compares one table for a comparison: the edits both sides logged are taken in, the records
 -- that differ are read (all of them on the pair's first comparison of the table, or when a full
--- read is asked for, keeping the edits taken in) and classified; both logs compacted beforehand.
+-- read is asked for, or when a side was replaced since, keeping the edits taken in) and
+-- classified; both logs compacted beforehand.
 -- Returns whether every row was read.
 CREATE OR REPLACE FUNCTION envsync.compare_table(comparison envsync.compare_runs, module text, tbl regclass,
                                                  full_read boolean) RETURNS boolean
@@ -91,6 +92,11 @@ DECLARE
     env_b text := greatest(comparison.source, comparison.target);
     source_is_a boolean := comparison.source < comparison.target;
     first_time boolean;
+    -- a side replaced since (envsync.check_identity): its log says nothing of what differs
+    reset boolean := EXISTS (SELECT FROM envsync.sync_points sp JOIN envsync.tracked_tables t USING (table_id)
+                              WHERE sp.env_a = least(comparison.source, comparison.target)
+                                AND sp.env_b = greatest(comparison.source, comparison.target) AND t.relid = tbl
+                                AND '1'::xid8 IN (pg_snapshot_xmax(sp.snapshot_a), pg_snapshot_xmax(sp.snapshot_b)));
 BEGIN
     -- Compacted first, up to what earlier comparisons durably recorded as taken in: the other
     -- server commits before this one, so what this comparison takes in is not yet kept anywhere.
@@ -100,9 +106,9 @@ BEGIN
                                         CASE WHEN source_is_a THEN comparison.source_snapshot ELSE comparison.target_snapshot END,
                                         CASE WHEN source_is_a THEN comparison.target_snapshot ELSE comparison.source_snapshot END,
                                         comparison.started_at);
-    PERFORM envsync.take_in_differences(comparison.source, comparison.target, tbl, full_read OR first_time);
+    PERFORM envsync.take_in_differences(comparison.source, comparison.target, tbl, full_read OR first_time OR reset);
     PERFORM envsync.classify_differences(comparison, module, tbl);
-    RETURN full_read OR first_time;
+    RETURN full_read OR first_time OR reset;
 END
 $$;
 COMMENT ON FUNCTION envsync.compare_table(envsync.compare_runs, text, regclass, boolean) IS
@@ -121,7 +127,6 @@ DECLARE
     comparison envsync.compare_runs;
     t record;
     any_full boolean := false;
-    replaced boolean;
     e_message text; e_detail text; e_hint text; e_context text;
 BEGIN
     PERFORM envsync.require_prod();
@@ -130,9 +135,9 @@ BEGIN
     PERFORM envsync.lock_pair(source, target);
     PERFORM envsync.recover_written_runs(source);
     PERFORM envsync.recover_written_runs(target);
-    -- both sides checked, each replaced one saying so
-    replaced := envsync.check_identity(source);
-    replaced := envsync.check_identity(target) OR replaced;
+    -- a replaced side's tables are then read whole, in this comparison or the next of each
+    PERFORM envsync.check_identity(source);
+    PERFORM envsync.check_identity(target);
     INSERT INTO envsync.compare_runs (source, target, mode, modules, added_modules, scope, full_compare, started_by,
                                       started_at, finished_at, source_snapshot, target_snapshot, envsync_version)
     VALUES (source, target, coalesce(mode, 'all'), request.all_modules, request.added_modules, scope, false, session_user,
@@ -154,7 +159,7 @@ BEGIN
         PERFORM envsync.report_progress('compare', t.step, t.steps, format('comparing %s (%s)', t.relid, t.module),
                                         jsonb_build_object('comparison_id', comparison.id, 'table', t.relid::text,
                                                            'module', t.module));
-        any_full := envsync.compare_table(comparison, t.module, t.relid, full_compare OR replaced) OR any_full;
+        any_full := envsync.compare_table(comparison, t.module, t.relid, full_compare) OR any_full;
     END LOOP;
     DROP TABLE pg_temp.envsync_diff;
     UPDATE envsync.compare_runs r SET full_compare = any_full, finished_at = clock_timestamp() WHERE r.id = comparison.id;

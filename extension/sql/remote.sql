@@ -148,17 +148,20 @@ $$;
 COMMENT ON FUNCTION envsync.current_identity(text) IS 'Which database an environment is now (system identifier/database oid/timeline)';
 
 -- Recognises an environment replaced under the same name since its last comparison (restored,
--- a new cluster, a promoted standby): its change log is then read whole from now on, the sync
--- points holding transaction ids of another history (nothing of it counts as taken in). Returns
--- whether it was replaced, with a NOTICE saying so.
+-- a new cluster, a promoted standby), with a NOTICE: the sync points hold transaction ids of
+-- another history, so its side of each is reset to nothing taken in ('1:1:'), and the next
+-- comparison of each of its tables reads every record (envsync.compare_table). Returns whether
+-- it was replaced.
 CREATE OR REPLACE FUNCTION envsync.check_identity(env text) RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     now_id text := envsync.current_identity(env);
     was text := (SELECT i.identity FROM envsync.environment_identities i WHERE i.environment = env);
 BEGIN
-    INSERT INTO envsync.environment_identities AS i (environment, identity, seen_at) VALUES (env, now_id, now())
-    ON CONFLICT (environment) DO UPDATE SET identity = EXCLUDED.identity, seen_at = EXCLUDED.seen_at;
+    INSERT INTO envsync.environment_identities AS i (environment, identity, seen_at, since) VALUES (env, now_id, now(), now())
+    ON CONFLICT (environment) DO UPDATE
+       SET identity = EXCLUDED.identity, seen_at = EXCLUDED.seen_at,
+           since = CASE WHEN i.identity = EXCLUDED.identity THEN i.since ELSE EXCLUDED.since END;
     IF was IS NULL OR was = now_id THEN
         RETURN false;
     END IF;
@@ -173,20 +176,21 @@ $$;
 COMMENT ON FUNCTION envsync.check_identity(text) IS
     'Recognises an environment replaced under the same name since its last comparison (then compared in full)';
 
--- Refuses to write with an environment that is another database than at its last comparison:
--- the comparison's snapshots hold transaction ids of another history, so its change log cannot
--- tell what changed since.
+-- Refuses to write with an environment that is another database than when the comparison was
+-- made (found now, or by a later comparison): the comparison's snapshots hold transaction ids
+-- of another history, so its change log cannot tell what changed since.
 CREATE OR REPLACE FUNCTION envsync.require_same_database(env text, comparison_id bigint) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    was text := (SELECT i.identity FROM envsync.environment_identities i WHERE i.environment = env);
+    seen envsync.environment_identities := (SELECT i FROM envsync.environment_identities i WHERE i.environment = env);
+    made timestamptz := (SELECT c.started_at FROM envsync.compare_runs c WHERE c.id = comparison_id);
     now_id text := envsync.current_identity(env);
 BEGIN
-    IF was IS DISTINCT FROM now_id AND was IS NOT NULL THEN
+    IF seen.identity IS DISTINCT FROM now_id AND seen.identity IS NOT NULL OR seen.since > made THEN
         RAISE EXCEPTION 'environment "%" is another database than when comparison % was made', env, comparison_id
             USING ERRCODE = 'object_not_in_prerequisite_state',
-                  DETAIL = format('It was %s, it is %s (system identifier/database oid/timeline): restored, a new cluster or a promoted standby.',
-                                  was, now_id),
+                  DETAIL = format('It is %s (system identifier/database oid/timeline), seen since %s: restored, a new cluster or a promoted standby.',
+                                  now_id, CASE WHEN seen.identity = now_id THEN envsync.shown_time(seen.since) ELSE 'now' END),
                   HINT = 'Compare the environments again (the next comparison reads every record).';
     END IF;
 END

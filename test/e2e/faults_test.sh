@@ -215,7 +215,7 @@ is "$(fingerprint_test)" "$before" "and its revert undoes exactly that"
 
 # --- An environment replaced under the same name -----------------------------------------------------
 prod -c "UPDATE shop.products SET name = 'Fault G' WHERE id = 11" >/dev/null
-id=$(prod -c "SELECT sync_compare('prod', 'test')")
+id=$(prod -c "SELECT sync_compare('prod', 'test', ARRAY['catalogue'])")
 (
     eval "$("$cluster" env test)"
     "$cluster" psql test -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '$PGDATABASE' AND pid <> pg_backend_pid()" \
@@ -225,10 +225,14 @@ id=$(prod -c "SELECT sync_compare('prod', 'test')")
 )
 like "$(prod -c "SELECT * FROM sync_apply($id)")" "environment \"test\" is another database than when comparison $id was made" \
      "TEST made anew (another database under the same name): a comparison made before is not applied"
-out=$(PGOPTIONS="-c client_min_messages=notice" "$cluster" psql prod -At -c "SELECT sync_compare('prod', 'test')" 2>&1)
+out=$(PGOPTIONS="-c client_min_messages=notice" "$cluster" psql prod -At -c "SELECT sync_compare('prod', 'test', ARRAY['cms'])" 2>&1)
 like "$out" "environment \"test\" is another database than at its last comparison: every record is compared" \
      "the next comparison says why it reads everything"
 is "$(prod -c "SELECT full_compare FROM envsync.comparisons WHERE id = $(tail -1 <<<"$out")")" "t" "and is full"
+like "$(prod -c "SELECT * FROM sync_apply($id)")" "environment \"test\" is another database than when comparison $id was made" \
+     "the comparison made before is still not applied once another comparison saw the new database"
+is "$(prod -c "SELECT full_compare FROM envsync.comparisons WHERE id = $(prod -c "SELECT sync_compare('prod', 'test')")")" "t" \
+   "a comparison of the other modules reads their tables whole too, once"
 is "$(prod -c "SELECT full_compare FROM envsync.comparisons WHERE id = $(prod -c "SELECT sync_compare('prod', 'test')")")" "f" \
    "the one after it is incremental again"
 
