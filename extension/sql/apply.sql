@@ -500,7 +500,10 @@ CREATE TABLE IF NOT EXISTS envsync.apply_requests (
     move_sequences boolean NOT NULL,
     result         jsonb,   -- answer: per table id, inserted, updated, deleted
     requested_at   timestamptz NOT NULL DEFAULT now(),
-    requested_by   name NOT NULL DEFAULT session_user
+    requested_by   name NOT NULL DEFAULT session_user,
+    -- the run as PROD knows it, written here in the same transaction as its records: should
+    -- PROD lose or fail the run after this database committed, PROD finds it here
+    run_info       jsonb
 );
 COMMENT ON TABLE envsync.apply_requests IS 'Synchronizations PROD applied to this database, with what each wrote';
 COMMENT ON COLUMN envsync.apply_requests.run IS 'The synchronization''s id on PROD';
@@ -509,11 +512,15 @@ COMMENT ON COLUMN envsync.apply_requests.move_sequences IS 'Whether sequences mo
 COMMENT ON COLUMN envsync.apply_requests.result IS 'Answer: per table id, inserted, updated, deleted';
 COMMENT ON COLUMN envsync.apply_requests.requested_at IS 'When';
 COMMENT ON COLUMN envsync.apply_requests.requested_by IS 'The link role that asked';
+COMMENT ON COLUMN envsync.apply_requests.run_info IS
+    'The run as PROD records it (comparison_id, reverts, scheduled_by, change_ids), committed with its writes here';
 
 CREATE OR REPLACE FUNCTION envsync.apply_request() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     NEW.result := envsync.apply_staged(NEW.run, NEW.environment, NEW.move_sequences);
+    -- Kept as long as its run can be reverted: PROD may need it to find a run it lost.
+    DELETE FROM envsync.apply_requests r WHERE r.requested_at < now() - envsync.keep_before_images();
     RETURN NEW;
 END
 $$;
