@@ -243,6 +243,30 @@ END
 $$;
 COMMENT ON FUNCTION envsync.staged_tables(bigint, text) IS 'Sums up, checks and orders the tables a run staged here';
 
+-- The deferrable constraints of the tables written (theirs, their partitions', those that
+-- reference them) are checked at the end of each write statement, never at COMMIT: a violation
+-- fails the run, and its test import (which never commits) alike. (A deferred check cannot even
+-- be queued where the writes run, as the tables' owners.) A deferrable unique key lets two
+-- records swap their values. Other constraints keep their mode: a caller's own deferred work,
+-- or whatever else runs at this transaction's commit, is not checked early.
+CREATE OR REPLACE FUNCTION envsync.check_constraints_at_once(relids regclass[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    names text;
+BEGIN
+    SELECT string_agg(DISTINCT format('%I.%I', n.nspname, c.conname), ', ') INTO names
+      FROM (SELECT unnest(relids) UNION SELECT p.relid FROM unnest(relids) r, pg_partition_tree(r) p) t(relid)
+      JOIN pg_constraint c ON t.relid IN (c.conrelid, c.confrelid)
+      JOIN pg_namespace n ON n.oid = c.connamespace
+     WHERE c.condeferrable;
+    IF names IS NOT NULL THEN
+        EXECUTE 'SET CONSTRAINTS ' || names || ' IMMEDIATE';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION envsync.check_constraints_at_once(regclass[]) IS
+    'Makes the deferrable constraints of the tables an apply writes immediate for the rest of the transaction';
+
 -- Writes the staged records, each only if it is still as reviewed (its content hash), as the
 -- tables' owners: one statement per owner (the usual case: all in one), or with several owners
 -- the deletions of each (children first), then the insertions and updates of each (parents
@@ -542,11 +566,7 @@ BEGIN
     PERFORM envsync.staged_tables(run, here);
     PERFORM envsync.check_cascades(run, here);
     BEGIN
-        -- Deferrable constraints are checked at the end of each write statement, as its own,
-        -- never at COMMIT: a violation fails the run, and its test import (which never commits)
-        -- alike. (A deferred check cannot even be queued where the writes run, as the tables'
-        -- owners.) A deferrable unique key lets two records swap their values.
-        SET CONSTRAINTS ALL IMMEDIATE;
+        PERFORM envsync.check_constraints_at_once(ARRAY(SELECT st.relid FROM pg_temp.envsync_staged_tables st));
         result := envsync.write_staged(run);
         IF EXISTS (SELECT FROM pg_temp.envsync_staged_tables st
                     WHERE (result -> st.table_id::text ->> 'inserted')::bigint <> st.n_i
@@ -598,7 +618,10 @@ CREATE TABLE IF NOT EXISTS envsync.apply_requests (
     move_sequences boolean NOT NULL,
     result         jsonb,   -- answer: per table id, inserted, updated, deleted
     requested_at   timestamptz NOT NULL DEFAULT now(),
-    requested_by   name NOT NULL DEFAULT session_user
+    requested_by   name NOT NULL DEFAULT session_user,
+    -- the run as PROD knows it, written here in the same transaction as its records: should
+    -- PROD lose or fail the run after this database committed, PROD finds it here
+    run_info       jsonb
 );
 COMMENT ON TABLE envsync.apply_requests IS 'Synchronizations PROD applied to this database, with what each wrote';
 COMMENT ON COLUMN envsync.apply_requests.run IS 'The synchronization''s id on PROD';
@@ -607,11 +630,15 @@ COMMENT ON COLUMN envsync.apply_requests.move_sequences IS 'Whether sequences mo
 COMMENT ON COLUMN envsync.apply_requests.result IS 'Answer: per table id, inserted, updated, deleted';
 COMMENT ON COLUMN envsync.apply_requests.requested_at IS 'When';
 COMMENT ON COLUMN envsync.apply_requests.requested_by IS 'The link role that asked';
+COMMENT ON COLUMN envsync.apply_requests.run_info IS
+    'The run as PROD records it (comparison_id, reverts, scheduled_by, change_ids), committed with its writes here';
 
 CREATE OR REPLACE FUNCTION envsync.apply_request() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     NEW.result := envsync.apply_staged(NEW.run, NEW.environment, NEW.move_sequences);
+    -- Kept as long as its run can be reverted: PROD may need it to find a run it lost.
+    DELETE FROM envsync.apply_requests r WHERE r.requested_at < now() - envsync.keep_before_images();
     RETURN NEW;
 END
 $$;

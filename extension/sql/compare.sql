@@ -81,7 +81,8 @@ COMMENT ON FUNCTION envsync.check_scope(jsonb, text[]) IS 'Refuses a comparison 
 
 -- Compares one table for a comparison: the edits both sides logged are taken in, the records
 -- that differ are read (all of them on the pair's first comparison of the table, or when a full
--- read is asked for, keeping the edits taken in) and classified, and both logs are compacted.
+-- read is asked for, or when a side was replaced since, keeping the edits taken in) and
+-- classified; both logs compacted beforehand.
 -- Returns whether every row was read.
 CREATE OR REPLACE FUNCTION envsync.compare_table(comparison envsync.compare_runs, module text, tbl regclass,
                                                  full_read boolean) RETURNS boolean
@@ -91,18 +92,25 @@ DECLARE
     env_b text := greatest(comparison.source, comparison.target);
     source_is_a boolean := comparison.source < comparison.target;
     first_time boolean;
+    -- a side replaced since (envsync.check_identity): its log says nothing of what differs
+    reset boolean := EXISTS (SELECT FROM envsync.sync_points sp JOIN envsync.tracked_tables t USING (table_id)
+                              WHERE sp.env_a = least(comparison.source, comparison.target)
+                                AND sp.env_b = greatest(comparison.source, comparison.target) AND t.relid = tbl
+                                AND '1'::xid8 IN (pg_snapshot_xmax(sp.snapshot_a), pg_snapshot_xmax(sp.snapshot_b)));
 BEGIN
     PERFORM envsync.check_tracking(comparison.source, tbl);
     PERFORM envsync.check_tracking(comparison.target, tbl);
+    -- Compacted first, up to what earlier comparisons durably recorded as taken in: the other
+    -- server commits before this one, so what this comparison takes in is not yet kept anywhere.
+    PERFORM envsync.compact_log(env_a, tbl);
+    PERFORM envsync.compact_log(env_b, tbl);
     first_time := envsync.take_in_edits(env_a, env_b, tbl,
                                         CASE WHEN source_is_a THEN comparison.source_snapshot ELSE comparison.target_snapshot END,
                                         CASE WHEN source_is_a THEN comparison.target_snapshot ELSE comparison.source_snapshot END,
                                         comparison.started_at);
-    PERFORM envsync.take_in_differences(comparison.source, comparison.target, tbl, full_read OR first_time);
+    PERFORM envsync.take_in_differences(comparison.source, comparison.target, tbl, full_read OR first_time OR reset);
     PERFORM envsync.classify_differences(comparison, module, tbl);
-    PERFORM envsync.compact_log(env_a, tbl);
-    PERFORM envsync.compact_log(env_b, tbl);
-    RETURN full_read OR first_time;
+    RETURN full_read OR first_time OR reset;
 END
 $$;
 COMMENT ON FUNCTION envsync.compare_table(envsync.compare_runs, text, regclass, boolean) IS
@@ -127,6 +135,11 @@ BEGIN
     SELECT * INTO request FROM envsync.compare_request(source, target, modules, coalesce(mode, 'all'));
     PERFORM envsync.check_scope(scope, request.all_modules);
     PERFORM envsync.lock_pair(source, target);
+    PERFORM envsync.recover_written_runs(source);
+    PERFORM envsync.recover_written_runs(target);
+    -- a replaced side's tables are then read whole, in this comparison or the next of each
+    PERFORM envsync.check_identity(source);
+    PERFORM envsync.check_identity(target);
     INSERT INTO envsync.compare_runs (source, target, mode, modules, added_modules, scope, full_compare, started_by,
                                       started_at, finished_at, source_snapshot, target_snapshot, envsync_version)
     VALUES (source, target, coalesce(mode, 'all'), request.all_modules, request.added_modules, scope, false, session_user,

@@ -110,3 +110,16 @@ END
 $$;
 COMMENT ON FUNCTION sync_remove_environment(text) IS
     'Forgets an environment reached through a foreign server (tracking stays installed there)';
+
+-- Which database each environment was at its last comparison.
+CREATE TABLE IF NOT EXISTS envsync.environment_identities (
+    environment text PRIMARY KEY REFERENCES envsync.environments ON DELETE CASCADE ON UPDATE CASCADE,
+    identity    text NOT NULL,
+    seen_at     timestamptz NOT NULL,
+    since       timestamptz NOT NULL   -- the comparison that first saw this identity
+);
+COMMENT ON TABLE envsync.environment_identities IS 'Which database each environment was at its last comparison';
+COMMENT ON COLUMN envsync.environment_identities.environment IS 'The environment';
+COMMENT ON COLUMN envsync.environment_identities.identity IS 'System identifier/database oid/timeline, as envsync.about tells';
+COMMENT ON COLUMN envsync.environment_identities.seen_at IS 'When';
+COMMENT ON COLUMN envsync.environment_identities.since IS 'When a comparison first saw it this database (comparisons made before saw another)';

@@ -179,6 +179,42 @@ END
 $$;
 COMMENT ON FUNCTION envsync.set_requirements(text, text[]) IS 'Replaces the modules a module requires, refusing a cycle';
 
+-- Tables no module synchronizes any more are no longer tracked, here and in every other
+-- environment (their triggers and log entries removed there too): what envsync keeps stays
+-- bounded by what is synchronized.
+CREATE OR REPLACE FUNCTION envsync.untrack_unused() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t record;
+BEGIN
+    FOR t IN SELECT tt.table_id, tt.relid FROM envsync.tracked_tables tt
+              WHERE NOT EXISTS (SELECT FROM envsync.module_tables mt WHERE mt.table_id = tt.table_id)
+              ORDER BY tt.table_id LOOP
+        PERFORM envsync.untrack_there(et.environment, et.remote_table_id)
+           FROM envsync.environment_tables et JOIN envsync.environments e ON e.name = et.environment
+          WHERE et.table_id = t.table_id AND e.server IS NOT NULL;
+        PERFORM envsync.untrack_table(t.table_id);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION envsync.untrack_unused() IS 'Stops tracking, in every environment, the tables no module synchronizes';
+
+CREATE OR REPLACE FUNCTION envsync.untrack_there(env text, id integer) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e_message text; e_detail text; e_hint text; e_context text;
+BEGIN
+    EXECUTE format('INSERT INTO %I.untrack_requests (table_id) VALUES ($1)',
+                   (SELECT e.link_schema FROM envsync.environments e WHERE e.name = env))
+    USING id;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT, e_context = PG_EXCEPTION_CONTEXT;
+    PERFORM envsync.raise_from_environment(env, SQLSTATE, e_message, e_detail, e_hint, e_context);
+END
+$$;
+COMMENT ON FUNCTION envsync.untrack_there(text, integer) IS 'Stops tracking a table in another environment (its untrack request)';
+
 CREATE OR REPLACE FUNCTION sync_add_module(name text, tables regclass[], requires text[] DEFAULT '{}')
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
@@ -225,8 +261,33 @@ BEGIN
     END LOOP;
     UPDATE envsync.modules m SET root_table = NULL
      WHERE m.name = module_name AND m.root_table <> ALL (tables);
+    PERFORM envsync.untrack_unused();   -- the tables it no longer has
 END
 $$;
+
+-- Removes a module (refused while another module requires it); the tables it had are no longer
+-- tracked anywhere.
+CREATE OR REPLACE FUNCTION sync_remove_module(name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    module_name text := name;
+    dependent text;
+BEGIN
+    PERFORM envsync.require_prod();
+    PERFORM envsync.require_module(module_name);
+    SELECT string_agg(r.module, ', ' ORDER BY r.module) INTO dependent
+      FROM envsync.module_requires r WHERE r.requires = module_name AND r.module <> module_name;
+    IF dependent IS NOT NULL THEN
+        RAISE EXCEPTION 'module "%" is required by %', module_name, dependent
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = 'Redefine those modules without it first (sync_add_module).';
+    END IF;
+    DELETE FROM envsync.modules m WHERE m.name = module_name;
+    PERFORM envsync.untrack_unused();
+END
+$$;
+COMMENT ON FUNCTION sync_remove_module(text) IS
+    'Removes a module; its tables are no longer tracked in any environment (triggers and change log removed)';
 COMMENT ON FUNCTION sync_add_module(text, regclass[], text[]) IS
     'Defines (or redefines) a module: its tables, tracked in every environment, and the modules it requires';
 

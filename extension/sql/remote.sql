@@ -6,14 +6,21 @@
 -- What this environment tells another about itself. snapshot: what this database's transaction
 -- sees (postgres_fdw reads a remote database in one repeatable-read transaction, so it also
 -- tells which logged changes the same reads see).
+-- identity: which database this is, the system identifier of its cluster, its oid and the
+-- cluster's timeline: a restore, a new cluster or a promoted standby under the same name has
+-- another one (and another transaction id history, which sync points hold).
 CREATE OR REPLACE VIEW envsync.about AS
     SELECT e.extversion AS version, current_database() AS database_name,
-           pg_catalog.pg_current_snapshot() AS snapshot
+           pg_catalog.pg_current_snapshot() AS snapshot,
+           pg_catalog.format('%s/%s/%s', (pg_catalog.pg_control_system()).system_identifier,
+                             (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()),
+                             (pg_catalog.pg_control_checkpoint()).timeline_id) AS identity
       FROM pg_catalog.pg_extension e WHERE e.extname = 'envsync';
 COMMENT ON VIEW envsync.about IS 'envsync version installed in this database';
 COMMENT ON COLUMN envsync.about.version IS 'The envsync version here';
 COMMENT ON COLUMN envsync.about.database_name IS 'This database';
 COMMENT ON COLUMN envsync.about.snapshot IS 'What this transaction sees (the change log it reads)';
+COMMENT ON COLUMN envsync.about.identity IS 'Which database this is: system identifier/database oid/timeline';
 
 -- The foreign tables reaching another environment's envsync, in its link schema.
 CREATE OR REPLACE FUNCTION envsync.create_link(link name, server name) RETURNS void
@@ -23,10 +30,11 @@ DECLARE
 BEGIN
     EXECUTE format('CREATE SCHEMA %I', link);
     FOR relation IN SELECT * FROM (VALUES
-        ('about', 'version text, database_name name, snapshot pg_snapshot', ''),
+        ('about', 'version text, database_name name, snapshot pg_snapshot, identity text', ''),
         ('track_requests', 'schema_name name, table_name name, filter_column name, filter_pattern text, '
                            'table_id integer, shape jsonb', ''),
         ('tracked_shapes', 'table_id integer, shape jsonb', ''),
+        ('untrack_requests', 'table_id integer', ''),
         ('row_log', 'table_id integer, key text[], kind "char", applied boolean, xid xid8, at timestamptz',
                     ', fetch_size ''10000'''),
         -- asynchronous: the other server hashes its rows while this one hashes its own
@@ -36,7 +44,8 @@ BEGIN
         -- an apply stages its records in batches, then one request writes them
         ('apply_stage', 'run bigint, table_id integer, key text[], op "char", expect_hash bigint, '
                         'new_row jsonb, new_hash bigint', ', batch_size ''1000'''),
-        ('apply_requests', 'run bigint, environment text, move_sequences boolean, result jsonb', '')
+        ('apply_requests', 'run bigint, environment text, move_sequences boolean, result jsonb, '
+                           'requested_at timestamptz DEFAULT now(), run_info jsonb', '')
         ) AS r (name, columns, options) LOOP
         EXECUTE format('CREATE FOREIGN TABLE %I.%I (%s) SERVER %I OPTIONS (schema_name ''envsync'', table_name %L%s)',
                        link, relation.name, relation.columns, server, relation.name, relation.options);
@@ -125,6 +134,70 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION envsync.current_snapshot(text) IS 'What an environment''s transaction sees now (its change log up to there)';
+
+-- Which database an environment is now (envsync.about.identity there).
+CREATE OR REPLACE FUNCTION envsync.current_identity(env text) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e envsync.environments := (SELECT x FROM envsync.environments x WHERE x.name = env);
+    id text;
+BEGIN
+    EXECUTE format('SELECT identity FROM %I.about', coalesce(e.link_schema, 'envsync')) INTO id;
+    RETURN id;
+END
+$$;
+COMMENT ON FUNCTION envsync.current_identity(text) IS 'Which database an environment is now (system identifier/database oid/timeline)';
+
+-- Recognises an environment replaced under the same name since its last comparison (restored,
+-- a new cluster, a promoted standby), with a NOTICE: the sync points hold transaction ids of
+-- another history, so its side of each is reset to nothing taken in ('1:1:'), and the next
+-- comparison of each of its tables reads every record (envsync.compare_table). Returns whether
+-- it was replaced.
+CREATE OR REPLACE FUNCTION envsync.check_identity(env text) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    now_id text := envsync.current_identity(env);
+    was text := (SELECT i.identity FROM envsync.environment_identities i WHERE i.environment = env);
+BEGIN
+    INSERT INTO envsync.environment_identities AS i (environment, identity, seen_at, since) VALUES (env, now_id, now(), now())
+    ON CONFLICT (environment) DO UPDATE
+       SET identity = EXCLUDED.identity, seen_at = EXCLUDED.seen_at,
+           since = CASE WHEN i.identity = EXCLUDED.identity THEN i.since ELSE EXCLUDED.since END;
+    IF was IS NULL OR was = now_id THEN
+        RETURN false;
+    END IF;
+    UPDATE envsync.sync_points sp SET snapshot_a = '1:1:' WHERE sp.env_a = env;
+    UPDATE envsync.sync_points sp SET snapshot_b = '1:1:' WHERE sp.env_b = env;
+    RAISE NOTICE 'environment "%" is another database than at its last comparison: every record is compared', env
+        USING DETAIL = format('It was %s, it is %s (system identifier/database oid/timeline): restored, a new cluster or a promoted standby.',
+                              was, now_id);
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION envsync.check_identity(text) IS
+    'Recognises an environment replaced under the same name since its last comparison (then compared in full)';
+
+-- Refuses to write with an environment that is another database than when the comparison was
+-- made (found now, or by a later comparison): the comparison's snapshots hold transaction ids
+-- of another history, so its change log cannot tell what changed since.
+CREATE OR REPLACE FUNCTION envsync.require_same_database(env text, comparison_id bigint) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    seen envsync.environment_identities := (SELECT i FROM envsync.environment_identities i WHERE i.environment = env);
+    made timestamptz := (SELECT c.started_at FROM envsync.compare_runs c WHERE c.id = comparison_id);
+    now_id text := envsync.current_identity(env);
+BEGIN
+    IF seen.identity IS DISTINCT FROM now_id AND seen.identity IS NOT NULL OR seen.since > made THEN
+        RAISE EXCEPTION 'environment "%" is another database than when comparison % was made', env, comparison_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = format('It is %s (system identifier/database oid/timeline), seen since %s: restored, a new cluster or a promoted standby.',
+                                  now_id, CASE WHEN seen.identity = now_id THEN envsync.shown_time(seen.since) ELSE 'now' END),
+                  HINT = 'Compare the environments again (the next comparison reads every record).';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION envsync.require_same_database(text, bigint) IS
+    'Refuses to write with an environment replaced since its last comparison';
 
 -- Raises an error with its SQLSTATE and texts, those that are NULL left out.
 CREATE OR REPLACE FUNCTION envsync.raise_error(state text, message text, detail text, hint text) RETURNS void

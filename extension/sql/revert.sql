@@ -43,6 +43,7 @@ DECLARE
 BEGIN
     PERFORM envsync.require_prod();
     PERFORM envsync.purge_before_images();
+    PERFORM envsync.recover_written_runs_of((SELECT r.comparison_id FROM envsync.sync_runs r WHERE r.id = sync_revert.sync_id));
     SELECT * INTO s FROM envsync.syncs x WHERE x.id = sync_revert.sync_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'synchronization % does not exist', sync_id

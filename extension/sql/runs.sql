@@ -56,6 +56,31 @@ COMMENT ON COLUMN envsync.sync_runs.error_hint IS 'What to do about the failure'
 COMMENT ON COLUMN envsync.sync_runs.purged_at IS 'When the comparison''s record contents (before-images) were purged';
 COMMENT ON COLUMN envsync.sync_runs.cancelled_by IS 'The login role that cancelled it';
 
+-- The changes a run writes, copied from its comparison's selection when it starts: what was
+-- written is recorded exactly, whatever the selection becomes meanwhile, and its bookkeeping and
+-- a later revert read this copy.
+CREATE TABLE IF NOT EXISTS envsync.run_selection (
+    sync_id   bigint NOT NULL REFERENCES envsync.sync_runs ON DELETE CASCADE,
+    change_id bigint NOT NULL REFERENCES envsync.compare_changes ON DELETE CASCADE,
+    PRIMARY KEY (sync_id, change_id)
+);
+CREATE INDEX IF NOT EXISTS run_selection_change ON envsync.run_selection (change_id);
+COMMENT ON TABLE envsync.run_selection IS 'The changes each synchronization wrote: its comparison''s selection, frozen when it started';
+COMMENT ON COLUMN envsync.run_selection.sync_id IS 'The synchronization';
+COMMENT ON COLUMN envsync.run_selection.change_id IS 'A change it wrote';
+
+-- Freezes the selection of a synchronization's comparison for the run (a revert writes back
+-- what its synchronization froze).
+CREATE OR REPLACE FUNCTION envsync.freeze_selection(sync_id bigint) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    INSERT INTO envsync.run_selection (sync_id, change_id)
+    SELECT s.id, cc.change_id
+      FROM envsync.sync_runs s JOIN envsync.compare_changes cc ON cc.comparison_id = s.comparison_id AND cc.selected
+     WHERE s.id = freeze_selection.sync_id AND s.reverts IS NULL
+    ON CONFLICT DO NOTHING
+$$;
+COMMENT ON FUNCTION envsync.freeze_selection(bigint) IS 'Copies a synchronization''s selection into envsync.run_selection when it starts';
+
 CREATE OR REPLACE VIEW envsync.syncs AS
     SELECT s.id, s.comparison_id, c.source, c.target,
            CASE WHEN s.reverts IS NOT NULL THEN 'revert' WHEN s.test_import THEN 'test import'
@@ -117,7 +142,8 @@ LANGUAGE sql STABLE AS $$
            w.new_hash
       FROM envsync.sync_runs s
       JOIN envsync.compare_runs c ON c.id = s.comparison_id
-      JOIN envsync.compare_changes cc ON cc.comparison_id = c.id AND cc.selected
+      JOIN envsync.run_selection sel ON sel.sync_id = coalesce(s.reverts, s.id)
+      JOIN envsync.compare_changes cc ON cc.change_id = sel.change_id
       JOIN envsync.environment_tables et ON et.environment = c.target AND et.table_id = cc.table_id
      CROSS JOIN LATERAL (   -- a synchronization writes source over target, a revert the other way
            SELECT CASE WHEN s.reverts IS NULL THEN cc.source_row ELSE cc.target_row END AS new_row,
@@ -127,18 +153,21 @@ LANGUAGE sql STABLE AS $$
      CROSS JOIN LATERAL (
            SELECT CASE WHEN r.new_row IS NULL THEN 'D' WHEN r.old_row IS NULL THEN 'I' ELSE 'U' END::"char" AS op,
                   r.new_row, r.new_hash, r.expect_hash) w
-     WHERE s.id = sync_id
+     WHERE s.id = run_writes.sync_id
 $$;
 COMMENT ON FUNCTION envsync.run_writes(bigint) IS 'The records a run writes into its target, with what each must be there now';
 
--- The source must still hold what was reviewed: no record of the selection written there since
--- the comparison took its change log in (the target is checked record by record as written).
-CREATE OR REPLACE FUNCTION envsync.check_source(sync_id bigint) RETURNS void
+-- Neither side may have logged an edit of a record of the selection since the comparison took
+-- its change log in. The source must still hold what was reviewed. The target is checked record
+-- by record as written, but a comparison reads a side's rows after its log (in statements of
+-- their own when it is this database): an edit committed in between is in the row read, so its
+-- hash matches, and only the log tells that it was never reviewed as an edit.
+CREATE OR REPLACE FUNCTION envsync.check_unchanged(sync_id bigint, env text, since pg_snapshot) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     c envsync.compare_runs := (SELECT r FROM envsync.compare_runs r JOIN envsync.sync_runs s ON s.comparison_id = r.id
                                 WHERE s.id = sync_id);
-    now_seen pg_snapshot := envsync.current_snapshot(c.source);   -- one read of the other server, for every table
+    now_seen pg_snapshot := envsync.current_snapshot(env);   -- one read of the other server, for every table
     t record;
     drifted text[] := '{}';
 BEGIN
@@ -147,15 +176,17 @@ BEGIN
         drifted := drifted || ARRAY(
             SELECT format('%s %s: %s', t.relid, array_to_string(cc.key, ', '),
                           CASE WHEN e.created THEN 'created' WHEN e.deleted THEN 'deleted' ELSE 'changed' END)
-              FROM envsync.logged_edits(c.source, t.relid, c.source_snapshot, now_seen) e
+              FROM envsync.logged_edits(env, t.relid, since, now_seen) e
               JOIN envsync.compare_changes cc
-                ON cc.comparison_id = c.id AND cc.table_id = t.table_id AND cc.key = e.key AND cc.selected
+                ON cc.comparison_id = c.id AND cc.table_id = t.table_id AND cc.key = e.key
+              JOIN envsync.run_selection sel ON sel.sync_id = check_unchanged.sync_id AND sel.change_id = cc.change_id
              ORDER BY cc.key);
     END LOOP;
-    PERFORM envsync.raise_drift(c.source, drifted);
+    PERFORM envsync.raise_drift(env, drifted);
 END
 $$;
-COMMENT ON FUNCTION envsync.check_source(bigint) IS 'Refuses a run whose source changed since its comparison, listing the records';
+COMMENT ON FUNCTION envsync.check_unchanged(bigint, text, pg_snapshot) IS
+    'Refuses a run whose selected records one side logged an edit of since its comparison, listing them';
 
 -- envsync.batch_bytes in bytes (its value as set, a number of kB or with a unit, before the
 -- library defines the setting in this session).
@@ -210,9 +241,13 @@ BEGIN
             EXECUTE format('INSERT INTO %I.apply_stage SELECT p.* FROM unnest($1) p', target.link_schema) USING part;
         END IF;
     END IF;
-    EXECUTE format('INSERT INTO %I.apply_requests (run, environment, move_sequences) VALUES ($1, $2, $3) '
+    EXECUTE format('INSERT INTO %I.apply_requests (run, environment, move_sequences, run_info) VALUES ($1, $2, $3, $4) '
                    'RETURNING result', target.link_schema)
-       INTO result USING sync_id, target.name, NOT s.test_import;
+       INTO result USING sync_id, target.name, NOT s.test_import,
+            jsonb_build_object('comparison_id', s.comparison_id, 'reverts', s.reverts, 'scheduled_by', s.scheduled_by,
+                               'run_at', s.run_at,
+                               'change_ids', ARRAY(SELECT sel.change_id FROM envsync.run_selection sel
+                                                    WHERE sel.sync_id = coalesce(s.reverts, s.id) ORDER BY 1));
     RETURN result;
 END
 $$;
@@ -239,8 +274,10 @@ COMMENT ON FUNCTION envsync.run_summary(bigint, jsonb) IS 'Per module of a compa
 -- The pair's bookkeeping after a run: records a synchronization applied are in sync (their
 -- edits forgotten); those a revert put back differ again, with the edits they had before, as the
 -- comparison classified them.
+-- Hash joins: the selection was frozen in this very transaction, so no statistics know its size
+-- yet, and a nested loop planned for one row would run once per record of a large one.
 CREATE OR REPLACE FUNCTION envsync.keep_in_sync(sync_id bigint) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_nestloop = off AS $$
 DECLARE
     s envsync.sync_runs := (SELECT r FROM envsync.sync_runs r WHERE r.id = sync_id);
     c envsync.compare_runs := (SELECT r FROM envsync.compare_runs r WHERE r.id = s.comparison_id);
@@ -248,9 +285,9 @@ DECLARE
 BEGIN
     IF s.reverts IS NULL THEN
         DELETE FROM envsync.unsynced u USING envsync.compare_changes cc
-         WHERE cc.comparison_id = c.id AND cc.selected
+         WHERE cc.comparison_id = c.id AND u.table_id = cc.table_id AND u.key = cc.key
            AND u.env_a = least(c.source, c.target) AND u.env_b = greatest(c.source, c.target)
-           AND u.table_id = cc.table_id AND u.key = cc.key;
+           AND EXISTS (SELECT FROM envsync.run_selection sel WHERE sel.sync_id = s.id AND sel.change_id = cc.change_id);
         RETURN;
     END IF;
     INSERT INTO envsync.unsynced AS u (env_a, env_b, table_id, key, a_created, a_changed, a_deleted,
@@ -264,7 +301,7 @@ BEGIN
            CASE WHEN source_is_a THEN e.target_deleted ELSE e.source_deleted END
       FROM envsync.compare_changes cc
      CROSS JOIN LATERAL envsync.change_edits(cc.kind, cc.conflict_reason) e
-     WHERE cc.comparison_id = c.id AND cc.selected
+     WHERE cc.change_id IN (SELECT sel.change_id FROM envsync.run_selection sel WHERE sel.sync_id = s.reverts)
     ON CONFLICT ON CONSTRAINT unsynced_pkey DO UPDATE
        SET a_created = u.a_created OR EXCLUDED.a_created, a_changed = u.a_changed OR EXCLUDED.a_changed,
            a_deleted = u.a_deleted OR EXCLUDED.a_deleted, b_created = u.b_created OR EXCLUDED.b_created,
@@ -287,11 +324,18 @@ DECLARE
 BEGIN
     PERFORM envsync.lock_pair(c.source, c.target);
     UPDATE envsync.sync_runs r SET started_at = clock_timestamp() WHERE r.id = sync_id;   -- after any wait for the pair
+    PERFORM envsync.freeze_selection(sync_id);
+    talking_to := c.source;
+    PERFORM envsync.require_same_database(c.source, c.id);
+    talking_to := c.target;
+    PERFORM envsync.require_same_database(c.target, c.id);
     IF s.reverts IS NULL THEN
         talking_to := c.source;
         PERFORM envsync.report_progress('apply', 1, 3, format('checking that environment "%s" is as compared', c.source),
                                         jsonb_build_object('sync_id', sync_id));
-        PERFORM envsync.check_source(sync_id);
+        PERFORM envsync.check_unchanged(sync_id, c.source, c.source_snapshot);
+        talking_to := c.target;
+        PERFORM envsync.check_unchanged(sync_id, c.target, c.target_snapshot);
     END IF;
     talking_to := c.target;
     PERFORM envsync.report_progress('apply', 2, 3, format('writing in environment "%s"', c.target),
@@ -367,6 +411,101 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION envsync.record_failure(envsync.sync_runs, jsonb) IS 'Records a failed run, with its message and e-mail';
+
+-- Runs another environment committed that PROD has not recorded as succeeded. postgres_fdw
+-- commits the other server first, in PROD's pre-commit: PROD may then crash or fail its own
+-- commit, losing the run or leaving it marked running or failed, while the writes there stay.
+-- Each such run is recorded as it is: succeeded, with the selection it wrote (found with it
+-- there), its before-images those of its comparison, revertible. A pending run of the same
+-- comparison is cancelled. Only pairs no other session works on are looked at (their lock free,
+-- or held by this transaction): a run whose commit is under way is not lost. Returns how many
+-- were recovered.
+CREATE OR REPLACE FUNCTION envsync.recover_written_runs(env text) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e envsync.environments := (SELECT x FROM envsync.environments x WHERE x.name = env);
+    r record;
+    c envsync.compare_runs;
+    reverted bigint;
+    n integer := 0;
+BEGIN
+    IF e.server IS NULL THEN
+        RETURN 0;
+    END IF;
+    FOR r IN EXECUTE format(
+        'SELECT a.run, a.result, a.run_info, a.requested_at FROM %I.apply_requests a
+          WHERE a.run_info IS NOT NULL AND a.run <> ALL ($1) ORDER BY a.run', e.link_schema)
+        USING ARRAY(SELECT s.id FROM envsync.sync_runs s WHERE s.status = 'succeeded' AND NOT s.test_import) LOOP
+        SELECT * INTO c FROM envsync.compare_runs x WHERE x.id = (r.run_info ->> 'comparison_id')::bigint;
+        CONTINUE WHEN NOT FOUND
+                   OR NOT pg_try_advisory_xact_lock(hashtext('envsync pair'),
+                                                    hashtext(least(c.source, c.target) || '/' || greatest(c.source, c.target)))
+                   OR EXISTS (SELECT FROM envsync.sync_runs s WHERE s.id = r.run AND s.status = 'succeeded');
+        reverted := (r.run_info ->> 'reverts')::bigint;
+        UPDATE envsync.sync_runs s
+           SET status = 'cancelled', finished_at = clock_timestamp(), cancelled_by = current_user,
+               error = format('synchronization %s of the same comparison was found written in environment "%s"', r.run, env)
+         WHERE s.id <> r.run AND s.status = 'pending'
+           AND CASE WHEN reverted IS NULL THEN s.comparison_id = c.id AND s.reverts IS NULL AND NOT s.test_import
+                    ELSE s.reverts = reverted END;
+        INSERT INTO envsync.sync_runs (id, comparison_id, reverts, test_import, status, run_at, scheduled_by,
+                                       scheduled_at, started_at)
+        VALUES (r.run, c.id, reverted, false, 'failed', coalesce((r.run_info ->> 'run_at')::timestamptz, r.requested_at),
+                coalesce(r.run_info ->> 'scheduled_by', current_user), r.requested_at, r.requested_at)
+        ON CONFLICT (id) DO NOTHING;
+        UPDATE envsync.sync_runs s
+           SET status = 'succeeded', finished_at = coalesce(s.finished_at, r.requested_at),
+               summary = envsync.run_summary(c.id, r.result), error = NULL, error_code = NULL, error_detail = NULL,
+               error_hint = NULL
+         WHERE s.id = r.run;
+        IF reverted IS NULL THEN
+            INSERT INTO envsync.run_selection (sync_id, change_id)
+            SELECT r.run, cc.change_id
+              FROM jsonb_array_elements_text(r.run_info -> 'change_ids') x
+              JOIN envsync.compare_changes cc ON cc.change_id = x::bigint AND cc.comparison_id = c.id
+            ON CONFLICT DO NOTHING;
+        END IF;
+        PERFORM envsync.keep_in_sync(r.run);
+        -- A crash may have taken the sequence back past the lost run's id.
+        PERFORM setval(pg_get_serial_sequence('envsync.sync_runs', 'id'),
+                       greatest(r.run, nextval(pg_get_serial_sequence('envsync.sync_runs', 'id'))));
+        PERFORM envsync.announce_outcome(r.run);
+        RAISE NOTICE '% % was written in environment "%" but not recorded as succeeded here: it is now',
+                     CASE WHEN reverted IS NULL THEN 'synchronization' ELSE 'revert' END, r.run, env
+            USING DETAIL = 'The server committed the writes there, then this database lost or failed the transaction that recorded them.';
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION envsync.recover_written_runs(text) IS
+    'Records as succeeded the runs another environment committed but PROD lost or failed; returns how many';
+
+-- The same for the environments of a comparison, its pair locked first (no comparison: nothing),
+-- before a run of it. An environment that cannot be asked now is left for later: the run then
+-- meets the same failure there and is recorded failed (and a run it lost, if any, makes the new
+-- one fail as drift, its records no longer as compared).
+CREATE OR REPLACE FUNCTION envsync.recover_written_runs_of(comparison_id bigint) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c envsync.compare_runs := (SELECT x FROM envsync.compare_runs x WHERE x.id = comparison_id);
+    env text;
+BEGIN
+    IF c.id IS NULL THEN
+        RETURN;
+    END IF;
+    PERFORM envsync.lock_pair(c.source, c.target);
+    FOREACH env IN ARRAY ARRAY[c.source, c.target] LOOP
+        BEGIN
+            PERFORM envsync.recover_written_runs(env);
+        EXCEPTION WHEN OTHERS THEN
+            NULL;
+        END;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION envsync.recover_written_runs_of(bigint) IS
+    'Locks a comparison''s pair and records the runs its environments committed but PROD lost';
 
 -- Records a failed run in a transaction of its own (pg/background.hpp says why a background
 -- worker does it); NULL once recorded, else why it was not.
@@ -472,6 +611,7 @@ BEGIN
         RAISE EXCEPTION 'a comparison id is required' USING ERRCODE = 'null_value_not_allowed',
               HINT = 'For example: sync_apply(42), or sync_apply(42, test_import => true).';
     END IF;
+    PERFORM envsync.recover_written_runs_of(comparison_id);
     PERFORM envsync.check_applicable(comparison_id, test_import);
     run.comparison_id := comparison_id;
     run.test_import := test_import;

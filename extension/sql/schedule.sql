@@ -105,6 +105,84 @@ END
 $$;
 COMMENT ON FUNCTION envsync.recover_interrupted_runs() IS 'Marks failed the runs a crash or a lost session interrupted';
 
+-- The runs every other environment committed but PROD lost or failed (recover_written_runs,
+-- runs.sql); an environment that cannot be reached now is tried again at the next tick.
+CREATE OR REPLACE FUNCTION envsync.recover_lost_runs() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    env text;
+    n integer := 0;
+BEGIN
+    FOR env IN SELECT e.name FROM envsync.environments e WHERE e.server IS NOT NULL ORDER BY e.name LOOP
+        BEGIN
+            n := n + envsync.recover_written_runs(env);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'runs written in environment "%" could not be looked for: %', env, SQLERRM
+                USING HINT = 'The scheduler looks again at its next run.';
+        END;
+    END LOOP;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION envsync.recover_lost_runs() IS
+    'Records the runs other environments committed but PROD lost or failed (the scheduler, each minute)';
+
+-- How long envsync's history is kept: e-mails once sent or given up, messages, and the lists
+-- of changes of comparisons a newer one superseded (setting envsync.keep_history, default 90
+-- days). A comparison's own record stays.
+CREATE OR REPLACE FUNCTION envsync.keep_history() RETURNS interval
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(nullif(current_setting('envsync.keep_history', true), ''), '90 days')::interval
+$$;
+COMMENT ON FUNCTION envsync.keep_history() IS
+    'How long sent e-mails, messages and superseded comparisons'' change lists are kept (setting envsync.keep_history)';
+
+-- Forgets what is kept longer than its retention: the before-images of synchronizations
+-- (envsync.keep_before_images) and of comparisons never synchronized that a newer one of the
+-- same pair and modules superseded (they can no longer be applied); e-mails sent or given up,
+-- messages and the change lists of superseded comparisons (envsync.keep_history). The apply
+-- requests of each environment are pruned there, as each new one arrives (envsync.apply_request).
+-- Called by the scheduler each minute.
+CREATE OR REPLACE FUNCTION envsync.purge_expired() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+-- Bypasses the guard on envsync.changes (keep_change), which lets users change only the selection.
+SET session_replication_role = replica AS $$
+BEGIN
+    PERFORM envsync.purge_before_images();
+    IF to_regclass('pg_temp.envsync_superseded') IS NOT NULL THEN   -- made anew, never taken over
+        DROP TABLE pg_temp.envsync_superseded;
+    END IF;
+    CREATE TEMP TABLE envsync_superseded ON COMMIT DROP AS
+    SELECT c.id, c.finished_at,
+           EXISTS (SELECT FROM envsync.sync_runs s WHERE s.comparison_id = c.id AND s.reverts IS NULL
+                      AND NOT s.test_import AND s.status IN ('pending', 'running', 'succeeded')) AS synchronized
+      FROM envsync.compare_runs c
+     WHERE c.finished_at < now() - least(envsync.keep_before_images(), envsync.keep_history())
+       AND EXISTS (SELECT FROM envsync.compare_runs n
+                    WHERE n.id > c.id AND least(n.source, n.target) = least(c.source, c.target)
+                      AND greatest(n.source, n.target) = greatest(c.source, c.target) AND n.modules && c.modules)
+       AND EXISTS (SELECT FROM envsync.compare_changes cc WHERE cc.comparison_id = c.id);
+    UPDATE envsync.compare_changes cc SET source_row = NULL, target_row = NULL
+      FROM pg_temp.envsync_superseded x
+     WHERE cc.comparison_id = x.id AND NOT x.synchronized AND x.finished_at < now() - envsync.keep_before_images()
+       AND (cc.source_row IS NOT NULL OR cc.target_row IS NOT NULL);
+    -- a synchronized one keeps its list while it can be reverted; foreign keys do not cascade
+    -- here (replica role), so the frozen selections go first
+    DELETE FROM pg_temp.envsync_superseded x
+     WHERE x.finished_at >= now() - envsync.keep_history()
+        OR x.synchronized AND x.finished_at >= now() - envsync.keep_before_images();
+    DELETE FROM envsync.run_selection sel USING envsync.compare_changes cc, pg_temp.envsync_superseded x
+     WHERE sel.change_id = cc.change_id AND cc.comparison_id = x.id;
+    DELETE FROM envsync.compare_changes cc USING pg_temp.envsync_superseded x WHERE cc.comparison_id = x.id;
+    DROP TABLE pg_temp.envsync_superseded;
+    DELETE FROM envsync.outbox o
+     WHERE o.status IN ('sent', 'failed') AND coalesce(o.sent_at, o.next_attempt_at, o.created_at) < now() - envsync.keep_history();
+    DELETE FROM envsync.sync_messages m WHERE m.updated_at < now() - envsync.keep_history();
+END
+$$;
+COMMENT ON FUNCTION envsync.purge_expired() IS
+    'Purges what is kept longer than its retention: before-images, change lists, e-mails, messages (the scheduler, each minute)';
+
 -- Takes the next due run (oldest run_at first), marks it running and holds its session lock
 -- until envsync.release_run(); NULL when none is due.
 CREATE OR REPLACE FUNCTION envsync.claim_due_run() RETURNS bigint
@@ -143,7 +221,10 @@ DECLARE
     v_id bigint;
     v_outcome jsonb;
 BEGIN
+    PERFORM envsync.recover_lost_runs();   -- first: a run marked running may have been written there
+    COMMIT;
     PERFORM envsync.recover_interrupted_runs();
+    PERFORM envsync.purge_expired();
     COMMIT;
     LOOP
         v_id := envsync.claim_due_run();

@@ -218,6 +218,50 @@ COMMENT ON FUNCTION envsync.track_request() IS 'Answers a track request: tracks 
 CREATE OR REPLACE TRIGGER track_request BEFORE INSERT ON envsync.track_requests
     FOR EACH ROW EXECUTE FUNCTION envsync.track_request();
 
+-- Stops tracking a table here: its triggers and its log entries go with its record.
+CREATE OR REPLACE FUNCTION envsync.untrack_table(id integer) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tbl regclass := (SELECT t.relid FROM envsync.tracked_tables t WHERE t.table_id = id);
+BEGIN
+    IF tbl IS NULL THEN
+        RETURN;
+    END IF;
+    EXECUTE format('DROP TRIGGER IF EXISTS envsync_track ON %s', tbl);
+    EXECUTE format('DROP TRIGGER IF EXISTS envsync_track_truncate ON %s', tbl);
+    DELETE FROM envsync.row_log l WHERE l.table_id = id;
+    DELETE FROM envsync.tracked_tables t WHERE t.table_id = id;
+END
+$$;
+COMMENT ON FUNCTION envsync.untrack_table(integer) IS 'Stops tracking a table here: triggers, log entries and record removed';
+
+-- Tracking is switched off the same way, once PROD synchronizes the table in no module; the
+-- request is answered and not kept.
+CREATE TABLE IF NOT EXISTS envsync.untrack_requests (
+    table_id integer NOT NULL
+);
+COMMENT ON TABLE envsync.untrack_requests IS 'Requests to stop tracking a table in this database (answered by the insert trigger, not kept)';
+COMMENT ON COLUMN envsync.untrack_requests.table_id IS 'The table''s id in this database';
+
+CREATE OR REPLACE FUNCTION envsync.untrack_request() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET lock_timeout = '10s' AS $$
+DECLARE
+    tbl regclass := (SELECT t.relid FROM envsync.tracked_tables t WHERE t.table_id = NEW.table_id);
+BEGIN
+    IF tbl IS NOT NULL THEN
+        PERFORM envsync.require_open_table(tbl);
+        PERFORM envsync.untrack_table(NEW.table_id);
+    END IF;
+    RETURN NULL;
+EXCEPTION WHEN lock_not_available THEN
+    RAISE EXCEPTION 'could not lock table "%" to stop tracking it', tbl
+        USING ERRCODE = 'lock_not_available', HINT = 'Another session holds a lock on it; try again.';
+END
+$$;
+COMMENT ON FUNCTION envsync.untrack_request() IS 'Answers an untrack request: stops tracking the table here';
+CREATE OR REPLACE TRIGGER untrack_request BEFORE INSERT ON envsync.untrack_requests
+    FOR EACH ROW EXECUTE FUNCTION envsync.untrack_request();
+
 -- What was tracked, per record: the writes since a comparison last took the changes in.
 CREATE OR REPLACE VIEW envsync.tracked_changes AS
     SELECT t.relid AS table_name,

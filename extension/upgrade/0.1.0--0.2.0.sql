@@ -33,10 +33,19 @@ ALTER TABLE envsync.compare_runs ADD COLUMN envsync_version text NOT NULL DEFAUL
 ALTER TABLE envsync.compare_runs ALTER COLUMN envsync_version DROP DEFAULT;
 ALTER TABLE envsync.sync_runs ADD COLUMN cancelled_by name;   -- unknown for runs cancelled before
 ALTER TABLE envsync.compare_changes ADD COLUMN cascades jsonb;   -- unknown for comparisons made before
+-- Applies record their run where they write, to be found after PROD lost it (unknown before).
+ALTER TABLE envsync.apply_requests ADD COLUMN run_info jsonb;
 -- The trigger no longer hashes each written row (only the tests read it).
 ALTER TABLE envsync.row_log DROP COLUMN hash;
 
 -- @install script@
+
+-- A synchronization's selection is copied when it starts now; that of the synchronizations
+-- made so far could no longer change once they ran.
+INSERT INTO envsync.run_selection (sync_id, change_id)
+SELECT s.id, cc.change_id
+  FROM envsync.sync_runs s JOIN envsync.compare_changes cc ON cc.comparison_id = s.comparison_id AND cc.selected
+ WHERE s.reverts IS NULL AND NOT s.test_import AND s.status = 'succeeded';
 
 -- The name and e-mail checks are one function each now.
 ALTER TABLE envsync.environments DROP CONSTRAINT environment_name_format,
