@@ -222,13 +222,20 @@ BEGIN
         EXECUTE 'INSERT INTO envsync.apply_stage ' || stage USING sync_id;
         RETURN envsync.apply_staged(sync_id, target.name, NOT s.test_import);
     END IF;
-    -- postgres_fdw sends 1,000 rows per statement, whatever their size: records of more than
-    -- envsync.batch_bytes in all are staged in parts of about that many bytes.
+    -- postgres_fdw sends 1,000 rows per statement, whatever their size: records of at most
+    -- envsync.batch_bytes in all go in one statement; otherwise those under a thousandth of it
+    -- (any 1,000 of them within it) go in one, the others in parts of about that many bytes.
     EXECUTE format('SELECT coalesce(sum(%s), 0) FROM envsync.run_writes($1) w', size) INTO total USING sync_id;
     IF total <= budget THEN
         EXECUTE format('INSERT INTO %I.apply_stage ', target.link_schema) || stage USING sync_id;
     ELSE
-        FOR w IN EXECUTE format('SELECT w.*, %s AS size FROM envsync.run_writes($1) w', size) USING sync_id LOOP
+        -- (OFFSET 0: each record's changed columns are gathered once)
+        EXECUTE format('INSERT INTO %I.apply_stage (run, table_id, key, op, expect_hash, new_row, new_hash)
+                        SELECT $1, w.target_table_id, w.key, w.op, w.expect_hash, w.new_row, w.new_hash
+                          FROM (SELECT w.*, %s AS size FROM envsync.run_writes($1) w OFFSET 0) w WHERE w.size < $2',
+                       target.link_schema, size) USING sync_id, budget / 1000;
+        FOR w IN EXECUTE format('SELECT * FROM (SELECT w.*, %s AS size FROM envsync.run_writes($1) w OFFSET 0) w
+                                  WHERE w.size >= $2', size) USING sync_id, budget / 1000 LOOP
             part := part || ROW(sync_id, w.target_table_id, w.key, w.op, w.expect_hash, w.new_row, w.new_hash)::envsync.apply_stage;
             part_bytes := part_bytes + w.size;
             IF part_bytes >= budget THEN
