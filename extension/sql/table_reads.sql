@@ -3,14 +3,19 @@
 -- (envsync.row_hashes, envsync.read_requests), which reaches only the tables opened to it.
 
 -- Who may read which table, as whom, and the query. what: 'hashes' (the key's text and the
--- content hash of every synced row) or 'rows' (key text[], hash and the row as JSON, of the rows
--- whose key texts are in $1; all rows when $1 is NULL). Rows outside the row filter are not read.
+-- content hash of every synced row), 'rows' (key text[], hash and the row as JSON, of the rows
+-- whose key texts are in $1; all rows when $1 is NULL), 'buckets' (per bucket of keys, its
+-- number of rows and the XOR of their hashes; $1 bits of the key's hash make the bucket) or
+-- 'bucket hashes' (key text and hash of the rows in the buckets $2, of $1 bits). The bucket
+-- hashes the key's text bytewise (COLLATE "C"), so that both servers put a key in the same
+-- bucket. Rows outside the row filter are not read.
 CREATE OR REPLACE FUNCTION envsync.readable_table(table_id integer, what text, OUT owner oid, OUT query text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t envsync.tracked_tables;
     k record;
     filter text;
+    bucket text;
 BEGIN
     SELECT * INTO t FROM envsync.tracked_tables tt WHERE tt.table_id = readable_table.table_id;
     IF NOT FOUND THEN
@@ -22,7 +27,13 @@ BEGIN
     SELECT * INTO k FROM envsync.key_sql(t.relid, 1);
     filter := CASE WHEN t.filter_column IS NOT NULL
                    THEN format(' AND t.%I LIKE %L', t.filter_column, t.filter_pattern) ELSE '' END;
+    bucket := format('(hashtextextended((%s) COLLATE "C", 0) & ((1::bigint << $1) - 1))', k.key_text);
     query := CASE what
+        WHEN 'buckets' THEN format('SELECT b.bucket, count(*) AS n, bit_xor(b.hash) AS digest '
+                                   'FROM (SELECT %s AS bucket, envsync.row_hash(t) AS hash FROM %s t WHERE true%s) b '
+                                   'GROUP BY b.bucket', bucket, t.relid, filter)
+        WHEN 'bucket hashes' THEN format('SELECT %s AS key, envsync.row_hash(t) AS hash FROM %s t '
+                                         'WHERE %s = ANY ($2)%s', k.key_text, t.relid, bucket, filter)
         WHEN 'hashes' THEN format('SELECT %s AS key, envsync.row_hash(t) AS hash FROM %s t WHERE true%s',
                                   k.key_text, t.relid, filter)
         WHEN 'rows' THEN format('SELECT %s AS key, envsync.row_hash(t) AS hash, envsync.row_json(t) AS row '
@@ -42,6 +53,57 @@ RETURNS TABLE (key text[], hash bigint, "row" jsonb)
     AS 'MODULE_PATHNAME', 'envsync_table_rows' LANGUAGE C CALLED ON NULL INPUT;
 COMMENT ON FUNCTION envsync.table_rows(integer, text[]) IS
     'The synced rows of a tracked table with the given keys (all if NULL), read as the table''s owner';
+
+CREATE OR REPLACE FUNCTION envsync.table_buckets(table_id integer, bits integer)
+RETURNS TABLE (bucket bigint, n bigint, digest bigint)
+    AS 'MODULE_PATHNAME', 'envsync_table_buckets' LANGUAGE C STRICT;
+COMMENT ON FUNCTION envsync.table_buckets(integer, integer) IS
+    'Per bucket of keys (the key''s hash, bits wide) of a tracked table: its synced rows and the XOR of their hashes, read as the table''s owner';
+
+CREATE OR REPLACE FUNCTION envsync.table_bucket_hashes(table_id integer, bits integer, buckets bigint[])
+RETURNS TABLE (key text, hash bigint)
+    AS 'MODULE_PATHNAME', 'envsync_table_bucket_hashes' LANGUAGE C STRICT;
+COMMENT ON FUNCTION envsync.table_bucket_hashes(integer, integer, bigint[]) IS
+    'Key and content hash of the synced rows of a tracked table in the given buckets of keys, read as the table''s owner';
+
+-- What another environment reads first in a full comparison: the summary of each bucket of keys,
+-- computed here while it computes its own; only the buckets that differ are read further. A query
+-- for one table_id and bits reads that table once (the filters come before the call).
+CREATE OR REPLACE VIEW envsync.row_buckets AS
+    SELECT t.table_id, b.bits, s.bucket, s.n, s.digest
+      FROM envsync.tracked_tables t CROSS JOIN pg_catalog.generate_series(0, 30) b(bits)
+     CROSS JOIN LATERAL envsync.table_buckets(t.table_id, b.bits) s;
+COMMENT ON VIEW envsync.row_buckets IS 'Per tracked table and bucket of keys: its synced rows and the XOR of their hashes';
+COMMENT ON COLUMN envsync.row_buckets.table_id IS 'The table''s id here';
+COMMENT ON COLUMN envsync.row_buckets.bits IS 'How many bits of the key''s hash make the bucket (0 to 30)';
+COMMENT ON COLUMN envsync.row_buckets.bucket IS 'The bucket';
+COMMENT ON COLUMN envsync.row_buckets.n IS 'How many synced rows it holds';
+COMMENT ON COLUMN envsync.row_buckets.digest IS 'The XOR of their content hashes';
+
+-- What another environment reads then: the keys and hashes of the buckets that differ, asked by
+-- inserting the table's id and the buckets, answered in the returned row. Nothing is stored.
+CREATE OR REPLACE VIEW envsync.bucket_requests AS
+    SELECT NULL::integer AS table_id, NULL::integer AS bits, NULL::bigint[] AS buckets,
+           NULL::text[] AS keys, NULL::bigint[] AS hashes WHERE false;
+COMMENT ON VIEW envsync.bucket_requests IS
+    'Requests for the keys and hashes of the synced rows in given buckets of keys, answered in the returned row (nothing is stored)';
+COMMENT ON COLUMN envsync.bucket_requests.table_id IS 'The table''s id here';
+COMMENT ON COLUMN envsync.bucket_requests.bits IS 'How many bits of the key''s hash make the bucket';
+COMMENT ON COLUMN envsync.bucket_requests.buckets IS 'The buckets wanted';
+COMMENT ON COLUMN envsync.bucket_requests.keys IS 'Answer: the keys of their rows (text of the text[] form)';
+COMMENT ON COLUMN envsync.bucket_requests.hashes IS 'Answer: the content hashes of the same rows, in the same order';
+
+CREATE OR REPLACE FUNCTION envsync.bucket_request() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    SELECT coalesce(array_agg(h.key), '{}'), coalesce(array_agg(h.hash), '{}') INTO NEW.keys, NEW.hashes
+      FROM envsync.table_bucket_hashes(NEW.table_id, NEW.bits, NEW.buckets) h;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION envsync.bucket_request() IS 'Answers a bucket request with the keys and hashes asked for';
+CREATE OR REPLACE TRIGGER bucket_request INSTEAD OF INSERT ON envsync.bucket_requests
+    FOR EACH ROW EXECUTE FUNCTION envsync.bucket_request();
 
 -- What another environment reads in a full comparison: each server hashes its own rows. A query
 -- for one table_id reads that table only; nothing here depends on the synced tables themselves.
