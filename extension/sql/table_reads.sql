@@ -7,8 +7,8 @@
 -- whose key texts are in $1; all rows when $1 is NULL), 'buckets' (per bucket of keys, its
 -- number of rows and the XOR of their hashes; $1 bits of the key's hash make the bucket) or
 -- 'bucket hashes' (key text and hash of the rows in the buckets $2, of $1 bits). The bucket
--- hashes the key's text bytewise (COLLATE "C"), so that both servers put a key in the same
--- bucket. Rows outside the row filter are not read.
+-- hashes the key columns' texts bytewise (COLLATE "C"), so that both servers put a key in the
+-- same bucket. Rows outside the row filter are not read.
 CREATE OR REPLACE FUNCTION envsync.readable_table(table_id integer, what text, OUT owner oid, OUT query text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -27,13 +27,20 @@ BEGIN
     SELECT * INTO k FROM envsync.key_sql(t.relid, 1);
     filter := CASE WHEN t.filter_column IS NOT NULL
                    THEN format(' AND t.%I LIKE %L', t.filter_column, t.filter_pattern) ELSE '' END;
-    bucket := format('(hashtextextended((%s) COLLATE "C", 0) & ((1::bigint << $1) - 1))', k.key_text);
+    -- the key columns' texts hashed one by one (cheaper than the text of the key's array)
+    SELECT format('((%s) & ((1::bigint << $1) - 1))',
+                  string_agg(format('hashtextextended(t.%I::text COLLATE "C", %s)', kc.attname, kc.ord), ' # '
+                             ORDER BY kc.ord))
+      INTO bucket FROM envsync.key_columns(t.relid) kc;
     query := CASE what
+        -- OFFSET 0: the aggregate gets (bucket, hash) only, in a hash table, instead of sorting whole rows
         WHEN 'buckets' THEN format('SELECT b.bucket, count(*) AS n, bit_xor(b.hash) AS digest '
-                                   'FROM (SELECT %s AS bucket, envsync.row_hash(t) AS hash FROM %s t WHERE true%s) b '
+                                   'FROM (SELECT %s AS bucket, envsync.row_hash(t) AS hash FROM %s t WHERE true%s OFFSET 0) b '
                                    'GROUP BY b.bucket', bucket, t.relid, filter)
+        -- IN (SELECT unnest): a hash lookup per row, not a search through the array
         WHEN 'bucket hashes' THEN format('SELECT %s AS key, envsync.row_hash(t) AS hash FROM %s t '
-                                         'WHERE %s = ANY ($2)%s', k.key_text, t.relid, bucket, filter)
+                                         'WHERE %s IN (SELECT pg_catalog.unnest($2::bigint[]))%s',
+                                         k.key_text, t.relid, bucket, filter)
         WHEN 'hashes' THEN format('SELECT %s AS key, envsync.row_hash(t) AS hash FROM %s t WHERE true%s',
                                   k.key_text, t.relid, filter)
         WHEN 'rows' THEN format('SELECT %s AS key, envsync.row_hash(t) AS hash, envsync.row_json(t) AS row '
