@@ -90,22 +90,13 @@ Datum table_columns(Datum table) {
     return pg::transfer(0, 1, &isnull);  // out of SPI's memory, which goes with the next statement
 }
 
-// How many bits of a key's hash make a bucket: about 32 of this server's rows a bucket, so that
-// the summaries are a small part of the table and a differing bucket holds few rows.
-int32 bucket_bits(Datum table) {
-    pg::execute("SELECT least(22, greatest(6, ceil(log(2, greatest(CASE WHEN c.reltuples >= 0 THEN c.reltuples "
-                "       ELSE pg_relation_size(c.oid) / 100 END, 1)::numeric / 32))))::integer "
-                "  FROM pg_class c WHERE c.oid = $1",
-                pg::Params().add(REGCLASSOID, table), true);
-    return DatumGetInt32(pg::value(0, 1));
-}
-
 // The full comparison. First both servers sum up their rows per bucket at once (the other
 // side's scan is asynchronous) and the buckets whose summaries differ are kept; then the keys
 // and hashes of those buckets only are read from each side, and a key seen once, or with two
 // hashes, differs. Both aggregates spill to disk past work_mem.
 void diff_all(const DiffRun &run, const Side &source, const Side &target, Datum table) {
-    Datum bits = Int32GetDatum(bucket_bits(table));
+    pg::execute("SELECT envsync.bucket_bits($1)", pg::Params().add(REGCLASSOID, table), true);
+    Datum bits = pg::value(0, 1);
     pg::execute(fmt::format("SELECT coalesce(array_agg(bucket), '{{}}'), count(*) FROM ("
                             "  SELECT bucket FROM (SELECT bucket, n, digest FROM {} AS s "
                             "                      UNION ALL SELECT bucket, n, digest FROM {} AS d) both_sides "

@@ -4,7 +4,8 @@
 //   envsync.table_rows(table_id integer, keys text[]) -> (key text[], hash bigint, row jsonb)
 //       the rows with these keys (each the text of its text[] form, '{42}'), all rows if NULL
 //   envsync.table_buckets(table_id integer, bits integer) -> (bucket bigint, n bigint, digest bigint)
-//       per bucket of keys (bits of the key's hash), its rows and the XOR of their hashes
+//       per bucket of keys (a range of keys, or bits of the key's hash), its rows and the XOR of
+//       their hashes
 //   envsync.table_bucket_hashes(table_id integer, bits integer, buckets bigint[]) -> (key text, hash bigint)
 //       the key and hash of every row in these buckets (the full comparison's second step)
 //
@@ -57,8 +58,8 @@ Datum table_rows(FunctionCallInfo fcinfo) {
 
 int32 bucket_bits(FunctionCallInfo fcinfo) {
     int32 bits = PG_GETARG_INT32(1);
-    if (bits < 0 || bits > 30)
-        throw UserError(ERRCODE_INVALID_PARAMETER_VALUE, "bits must be between 0 and 30");
+    if (bits < 0 || bits > 62)
+        throw UserError(ERRCODE_INVALID_PARAMETER_VALUE, "bits must be between 0 and 62");
     return bits;
 }
 
