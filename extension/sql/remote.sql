@@ -29,8 +29,7 @@ BEGIN
         ('tracked_shapes', 'table_id integer, shape jsonb', ''),
         ('row_log', 'table_id integer, key text[], kind "char", applied boolean, xid xid8, at timestamptz',
                     ', fetch_size ''10000'''),
-        -- asynchronous: the other server hashes its rows while this one hashes its own
-        ('row_hashes', 'table_id integer, key text, hash bigint', ', fetch_size ''10000'', async_capable ''true'''),
+        -- asynchronous: the other server sums up its rows while this one sums up its own
         ('row_buckets', 'table_id integer, bits integer, bucket bigint, n bigint, digest bigint',
                         ', fetch_size ''10000'', async_capable ''true'''),
         ('bucket_requests', 'table_id integer, bits integer, buckets bigint[], keys text[], hashes bigint[]', ''),
@@ -48,9 +47,9 @@ $$;
 COMMENT ON FUNCTION envsync.create_link(name, name) IS
     'Creates the schema of foreign tables that reach another environment''s envsync';
 
--- Where an environment's row hashes, read requests and change log are (quoted names: its link
--- schema's foreign tables, or envsync's own here), and the table's id there.
-CREATE OR REPLACE FUNCTION envsync.reading(env text, tbl regclass, OUT hashes_from text, OUT requests_from text,
+-- Where an environment's read requests and change log are (quoted names: its link schema's
+-- foreign tables, or envsync's own here), and the table's id there.
+CREATE OR REPLACE FUNCTION envsync.reading(env text, tbl regclass, OUT requests_from text,
                                            OUT log_from text, OUT table_id integer)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -69,13 +68,12 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Add it to a module with sync_add_module().';
     END IF;
-    hashes_from := format('%I.row_hashes', coalesce(e.link_schema, 'envsync'));
     requests_from := CASE WHEN e.link_schema IS NOT NULL THEN format('%I.read_requests', e.link_schema) END;
     log_from := format('%I.row_log', coalesce(e.link_schema, 'envsync'));
 END
 $$;
 COMMENT ON FUNCTION envsync.reading(text, regclass) IS
-    'Where an environment''s row hashes, read requests and change log of a table are read, and the table''s id there';
+    'Where an environment''s read requests and change log of a table are read, and the table''s id there';
 
 -- The rows of a table in an environment with the given keys (all when NULL), read where they
 -- live as the table's owner: the SQL of a FROM item giving key text[], hash and the row as JSON,

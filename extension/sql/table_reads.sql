@@ -1,6 +1,7 @@
--- Reading a synced table where it lives, as its owner (table_read.cpp runs the query): the
--- full comparison's hashes, the rows of given keys, and the same for another environment
--- (envsync.row_hashes, envsync.read_requests), which reaches only the tables opened to it.
+-- Reading a synced table where it lives, as its owner (table_read.cpp runs the query): every
+-- row's hash, the full comparison's bucket summaries and the hashes of given buckets, the rows
+-- of given keys, and the same for another environment (envsync.row_hashes, envsync.row_buckets,
+-- envsync.bucket_requests, envsync.read_requests), which reaches only the tables opened to it.
 
 -- Who may read which table, as whom, and the query. what: 'hashes' (the key's text and the
 -- content hash of every synced row), 'rows' (key text[], hash and the row as JSON, of the rows
@@ -160,8 +161,8 @@ COMMENT ON FUNCTION envsync.bucket_request() IS 'Answers a bucket request with t
 CREATE OR REPLACE TRIGGER bucket_request INSTEAD OF INSERT ON envsync.bucket_requests
     FOR EACH ROW EXECUTE FUNCTION envsync.bucket_request();
 
--- What another environment reads in a full comparison: each server hashes its own rows. A query
--- for one table_id reads that table only; nothing here depends on the synced tables themselves.
+-- Every synced row's key and hash, for a DBA comparing by hand. A query for one table_id reads
+-- that table only; nothing here depends on the synced tables themselves.
 CREATE OR REPLACE VIEW envsync.row_hashes AS
     SELECT t.table_id, h.key, h.hash
       FROM envsync.tracked_tables t CROSS JOIN LATERAL envsync.table_hashes(t.table_id) h;
