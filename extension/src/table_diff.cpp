@@ -26,6 +26,7 @@ namespace envsync {
 namespace {
 
 constexpr int batch_size = 5000;
+constexpr int buckets_a_request = 4000;  // about 128,000 rows a side
 constexpr int n_out = 6;
 
 // The FROM items reading a table in an environment: its rows by key (parameter $1), its
@@ -97,36 +98,43 @@ Datum table_columns(Datum table) {
 void diff_all(const DiffRun &run, const Side &source, const Side &target, Datum table) {
     pg::execute("SELECT envsync.bucket_bits($1)", pg::Params().add(REGCLASSOID, table), true);
     Datum bits = pg::value(0, 1);
-    pg::execute(fmt::format("SELECT coalesce(array_agg(bucket), '{{}}'), count(*) FROM ("
-                            "  SELECT bucket FROM (SELECT bucket, n, digest FROM {} AS s "
-                            "                      UNION ALL SELECT bucket, n, digest FROM {} AS d) both_sides "
-                            "   GROUP BY bucket HAVING count(*) = 1 OR min(n) <> max(n) OR min(digest) <> max(digest)) b",
-                            source.buckets_from, target.buckets_from),
-                pg::Params().add(INT4OID, bits), true);
-    if (DatumGetInt64(pg::value(0, 2)) == 0)
-        return;  // alike: nothing more to read
-    bool isnull;
-    Datum buckets = pg::transfer(0, 1, &isnull);  // out of SPI's memory, which goes with the next statement
-    pg::free_rows();
+    // The differing buckets in groups, so that each side's answer (and the memory it takes)
+    // stays bounded however much differs.
+    uint64_t groups = pg::execute(
+        fmt::format("SELECT array_agg(bucket) FROM ("
+                    "  SELECT bucket, (row_number() OVER ()) / {} AS part FROM ("
+                    "    SELECT bucket FROM (SELECT bucket, n, digest FROM {} AS s "
+                    "                        UNION ALL SELECT bucket, n, digest FROM {} AS d) both_sides "
+                    "     GROUP BY bucket HAVING count(*) = 1 OR min(n) <> max(n) OR min(digest) <> max(digest)) b) p "
+                    " GROUP BY part",
+                    buckets_a_request, source.buckets_from, target.buckets_from),
+        pg::Params().add(INT4OID, bits), true);
+    std::vector<Datum> bucket_groups(groups);
+    for (uint64_t g = 0; g < groups; g++)
+        bucket_groups[g] = pg::value(g, 1);
+    SPITupleTable *kept = pg::keep_rows();  // the groups live there
     std::string candidates = fmt::format(
         "SELECT key FROM (SELECT key, hash FROM {} AS s UNION ALL SELECT key, hash FROM {} AS d) both_sides "
         " GROUP BY key HAVING count(*) = 1 OR min(hash) <> max(hash)",
         source.bucket_hashes_from, target.bucket_hashes_from);
-    // Not read-only: another environment is asked by inserting a request there.
-    Portal cursor = pg::open("envsync_diff_candidates", candidates,
-                             pg::Params().add(INT4OID, bits).add(INT8ARRAYOID, buckets), false);
     std::vector<Datum> keys(batch_size);
-    for (;;) {
-        uint64_t n = pg::fetch(cursor, batch_size);
-        if (n == 0)
-            break;
-        for (uint64_t i = 0; i < n; i++)
-            keys[i] = pg::value(i, 1);
-        SPITupleTable *fetched = pg::keep_rows();  // the keys live there
-        diff_batch(run, keys.data(), static_cast<int>(n));
-        pg::free_rows(fetched);
+    for (Datum buckets : bucket_groups) {
+        // Not read-only: another environment is asked by inserting a request there.
+        Portal cursor = pg::open("envsync_diff_candidates", candidates,
+                                 pg::Params().add(INT4OID, bits).add(INT8ARRAYOID, buckets), false);
+        for (;;) {
+            uint64_t n = pg::fetch(cursor, batch_size);
+            if (n == 0)
+                break;
+            for (uint64_t i = 0; i < n; i++)
+                keys[i] = pg::value(i, 1);
+            SPITupleTable *fetched = pg::keep_rows();  // the keys live there
+            diff_batch(run, keys.data(), static_cast<int>(n));
+            pg::free_rows(fetched);
+        }
+        pg::close(cursor);
     }
-    pg::close(cursor);
+    pg::free_rows(kept);
 }
 
 Datum diff_table(FunctionCallInfo fcinfo) {
