@@ -242,5 +242,7 @@ for rows in $(( large / 4 )) "$large"; do
     check "1,000 more updates in one key range"
     tenth
     check "10 % of the rows changed"
+    printf 'peak private memory kB with 10 %% changed (PROD backend, TEST fdw backend): full %s\n' \
+        "$(peak_kb "SELECT sync_compare('test', 'prod', full_compare => true)")"
 done
 bench_cleanup
