@@ -53,7 +53,7 @@ CREATE TRIGGER wrong BEFORE INSERT ON shop.misc FOR EACH ROW EXECUTE FUNCTION en
 INSERT INTO shop.misc VALUES (1);
 DROP TRIGGER wrong ON shop.misc;
 SELECT envsync.track_change();
-CREATE INDEX row_log_key ON envsync.row_log (key);
+CREATE INDEX row_log_key ON envsync.row_log ((key[1]));
 INSERT INTO shop.cms_pages (id, slug) VALUES (4, 'x');
 DROP INDEX envsync.row_log_key;
 

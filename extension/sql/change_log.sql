@@ -69,6 +69,8 @@ BEGIN
            FROM %s
           WHERE table_id = $1 AND pg_visible_in_snapshot(xid, $2)
             AND ($3 IS NULL OR NOT pg_visible_in_snapshot(xid, $3))
+            -- the same bounds, as a range of the log''s index
+            AND xid < pg_snapshot_xmax($2) AND xid >= coalesce(pg_snapshot_xmin($3), ''0'')
           GROUP BY key', r.log_from)
     USING r.table_id, upto, since;
 END

@@ -48,15 +48,17 @@ BEGIN
         RAISE EXCEPTION 'a link role is required' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     INSERT INTO envsync.link_roles VALUES (link) ON CONFLICT DO NOTHING;
-    EXECUTE format('GRANT SELECT ON envsync.about, envsync.tracked_shapes, envsync.row_hashes TO %I', link);
+    EXECUTE format('GRANT SELECT ON envsync.about, envsync.tracked_shapes, envsync.row_hashes, envsync.row_buckets TO %I',
+                   link);
     EXECUTE format('GRANT SELECT, DELETE ON envsync.row_log TO %I', link);
     EXECUTE format('GRANT SELECT, INSERT ON envsync.track_requests, envsync.apply_requests, envsync.read_requests, '
-                   'envsync.cascade_requests TO %I', link);
+                   'envsync.bucket_requests, envsync.cascade_requests TO %I', link);
     EXECUTE format('GRANT INSERT ON envsync.untrack_requests TO %I', link);
     EXECUTE format('GRANT INSERT ON envsync.apply_stage TO %I', link);
     -- called by the views it reads
     EXECUTE format('GRANT EXECUTE ON FUNCTION envsync.table_shape(regclass), envsync.key_columns(regclass), '
-                   'envsync.table_hashes(integer), envsync.readable_table(integer, text) TO %I', link);
+                   'envsync.table_hashes(integer), envsync.table_buckets(integer, integer), '
+                   'envsync.readable_table(integer, text) TO %I', link);
     FOREACH tbl IN ARRAY coalesce(tables, '{}') LOOP
         PERFORM envsync.check_trackable(tbl, NULL, NULL);
         INSERT INTO envsync.link_tables (role_name, relid) VALUES (link, tbl) ON CONFLICT DO NOTHING;

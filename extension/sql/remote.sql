@@ -37,8 +37,10 @@ BEGIN
         ('untrack_requests', 'table_id integer', ''),
         ('row_log', 'table_id integer, key text[], kind "char", applied boolean, xid xid8, at timestamptz',
                     ', fetch_size ''10000'''),
-        -- asynchronous: the other server hashes its rows while this one hashes its own
-        ('row_hashes', 'table_id integer, key text, hash bigint', ', fetch_size ''10000'', async_capable ''true'''),
+        -- asynchronous: the other server sums up its rows while this one sums up its own
+        ('row_buckets', 'table_id integer, bits integer, bucket bigint, n bigint, digest bigint',
+                        ', fetch_size ''10000'', async_capable ''true'''),
+        ('bucket_requests', 'table_id integer, bits integer, buckets bigint[], keys text[], hashes bigint[]', ''),
         ('read_requests', 'table_id integer, keys text[], rows jsonb', ''),
         ('cascade_requests', 'table_id integer, keys text[], tables integer[], cascades jsonb', ''),
         -- an apply stages its records in batches, then one request writes them
@@ -55,9 +57,9 @@ $$;
 COMMENT ON FUNCTION envsync.create_link(name, name) IS
     'Creates the schema of foreign tables that reach another environment''s envsync';
 
--- Where an environment's row hashes, read requests and change log are (quoted names: its link
--- schema's foreign tables, or envsync's own here), and the table's id there.
-CREATE OR REPLACE FUNCTION envsync.reading(env text, tbl regclass, OUT hashes_from text, OUT requests_from text,
+-- Where an environment's read requests and change log are (quoted names: its link schema's
+-- foreign tables, or envsync's own here), and the table's id there.
+CREATE OR REPLACE FUNCTION envsync.reading(env text, tbl regclass, OUT requests_from text,
                                            OUT log_from text, OUT table_id integer)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -76,13 +78,12 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Add it to a module with sync_add_module().';
     END IF;
-    hashes_from := format('%I.row_hashes', coalesce(e.link_schema, 'envsync'));
     requests_from := CASE WHEN e.link_schema IS NOT NULL THEN format('%I.read_requests', e.link_schema) END;
     log_from := format('%I.row_log', coalesce(e.link_schema, 'envsync'));
 END
 $$;
 COMMENT ON FUNCTION envsync.reading(text, regclass) IS
-    'Where an environment''s row hashes, read requests and change log of a table are read, and the table''s id there';
+    'Where an environment''s read requests and change log of a table are read, and the table''s id there';
 
 -- The rows of a table in an environment with the given keys (all when NULL), read where they
 -- live as the table's owner: the SQL of a FROM item giving key text[], hash and the row as JSON,
@@ -103,6 +104,45 @@ END
 $$;
 COMMENT ON FUNCTION envsync.rows_sql(text, regclass, integer) IS
     'The FROM item reading the rows of given keys of a table in an environment, where they live';
+
+-- The full comparison's reads of a table in an environment, where it lives, as the table's
+-- owner: the SQL of a FROM item giving, for what 'buckets', each bucket's summary (bucket, n,
+-- digest) of $1 bits (envsync.table_buckets), or for what 'bucket hashes', the key text and hash
+-- of the rows in the buckets $2. Another environment summarizes its rows while this one does (an
+-- asynchronous foreign scan); its bucket hashes come in one round trip.
+CREATE OR REPLACE FUNCTION envsync.buckets_sql(env text, tbl regclass, what text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+    link name := (SELECT e.link_schema FROM envsync.environments e WHERE e.name = env);
+BEGIN
+    SELECT * INTO r FROM envsync.reading(env, tbl);
+    RETURN CASE WHEN what = 'buckets' AND link IS NULL THEN format('envsync.table_buckets(%s, $1)', r.table_id)
+                WHEN what = 'buckets' THEN format('(SELECT bucket, n, digest FROM %I.row_buckets WHERE table_id = %s AND bits = $1)',
+                                                  link, r.table_id)
+                WHEN link IS NULL THEN format('envsync.table_bucket_hashes(%s, $1, $2)', r.table_id)
+                ELSE format('envsync.request_bucket_hashes(%L, %s, $1, $2)', format('%I.bucket_requests', link), r.table_id) END;
+END
+$$;
+COMMENT ON FUNCTION envsync.buckets_sql(text, regclass, text) IS
+    'The FROM items of a full comparison reading a table in an environment: its buckets'' summaries, or the hashes of given buckets';
+
+-- Asks another environment for the keys and hashes of the rows in given buckets (its
+-- bucket_requests): one round trip.
+CREATE OR REPLACE FUNCTION envsync.request_bucket_hashes(requests_from text, table_id integer, bits integer,
+                                                         buckets bigint[]) RETURNS TABLE (key text, hash bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    keys text[];
+    hashes bigint[];
+BEGIN
+    EXECUTE format('INSERT INTO %s (table_id, bits, buckets) VALUES ($1, $2, $3) RETURNING keys, hashes', requests_from)
+       INTO keys, hashes USING table_id, bits, buckets;
+    RETURN QUERY SELECT * FROM unnest(keys, hashes);
+END
+$$;
+COMMENT ON FUNCTION envsync.request_bucket_hashes(text, integer, integer, bigint[]) IS
+    'Asks another environment for the keys and hashes of the rows in given buckets of a table';
 
 -- Asks another environment for rows (its read_requests): one round trip, the answer a JSON array.
 CREATE OR REPLACE FUNCTION envsync.request_rows(requests_from text, table_id integer, keys text[]) RETURNS SETOF jsonb

@@ -17,8 +17,9 @@ COMMENT ON COLUMN envsync.tracked_tables.filter_column IS 'Only rows whose colum
 COMMENT ON COLUMN envsync.tracked_tables.filter_pattern IS 'The LIKE pattern of the row filter';
 COMMENT ON COLUMN envsync.tracked_tables.tracked_at IS 'Since when its writes are tracked';
 
--- Appended to by envsync.track_change() straight to the heap: no index, no trigger, no
--- default (the trigger checks). Entries are removed once every pair has taken them in.
+-- Appended to by envsync.track_change() straight to the heap and its indexes: plain indexes
+-- only, no trigger, no default (the trigger checks). Entries are removed once every pair has
+-- taken them in.
 CREATE TABLE IF NOT EXISTS envsync.row_log (
     table_id integer NOT NULL,
     key      text[] NOT NULL,     -- the record's primary key, each column as text
@@ -34,6 +35,10 @@ COMMENT ON COLUMN envsync.row_log.kind IS 'I inserted, U updated, D deleted (a c
 COMMENT ON COLUMN envsync.row_log.applied IS 'Written by envsync''s own apply, not by a user';
 COMMENT ON COLUMN envsync.row_log.xid IS 'The writing transaction';
 COMMENT ON COLUMN envsync.row_log.at IS 'Start of the writing statement';
+-- A comparison reads, and a compaction removes, one table's entries of the transactions after a
+-- snapshot: a range of this index, whatever the log held before (and how much of it is dead).
+CREATE INDEX IF NOT EXISTS row_log_table_id_xid_idx ON envsync.row_log (table_id, xid);
+COMMENT ON INDEX envsync.row_log_table_id_xid_idx IS 'A table''s log entries by writing transaction';
 
 CREATE OR REPLACE FUNCTION envsync.track_change() RETURNS trigger
     AS 'MODULE_PATHNAME', 'envsync_track_change' LANGUAGE C;

@@ -3,11 +3,13 @@
 //       source_row jsonb, target_row jsonb)
 //
 // The records of one table whose content differs between two environments. Every row is read
-// where it lives, as the table's owner (envsync.table_rows, or another environment's
-// envsync.read_requests), so only keys, hashes and the differing rows as JSON cross the network.
-// With keys NULL the comparison is full: the two sides' envsync.row_hashes are joined (each
-// server hashes its own rows, the other one's asynchronously while this one hashes), then the
-// differing records are read in batches. With keys (each key as the text of its text[] form,
+// where it lives, as the table's owner (envsync.table_rows, envsync.table_buckets and
+// envsync.table_bucket_hashes, or another environment's views over them). With keys NULL the
+// comparison is full: each server sums up its rows per bucket of keys (the number of rows and
+// the XOR of their hashes, the other server's asynchronously while this one sums up its own),
+// then only the buckets that differ are read further, as keys and hashes, and the differing
+// records in batches. So only summaries, the differing buckets' keys and hashes and the
+// differing rows as JSON cross the network. With keys (each key as the text of its text[] form,
 // '{42}'), only those records are read, through the primary key on each side: the incremental
 // comparison, whose cost follows the number of changes, not the table size. Results go to a
 // tuplestore, which spills to disk past work_mem: memory stays bounded.
@@ -24,23 +26,25 @@
 namespace envsync {
 namespace {
 
-constexpr int batch_size = 5000;   // keys per read at most
-constexpr int first_part = 32;     // keys of the first read, before the size of rows is known
+constexpr int batch_size = 5000;         // keys per read at most
+constexpr int first_part = 32;           // keys of the first read, before the size of rows is known
+constexpr int buckets_a_request = 4000;  // about 128,000 rows a side
 constexpr int n_out = 6;
 
-// Where an environment's row hashes of the table are read, its id there, and the FROM item
-// reading its rows by key (parameter $1).
+// The FROM items reading a table in an environment: its rows by key (parameter $1), its
+// buckets' summaries (bits $1) and the keys and hashes of given buckets (bits $1, buckets $2).
 struct Side {
-    std::string hashes_from;
     std::string rows_from;
-    int32 table_id = 0;
+    std::string buckets_from;
+    std::string bucket_hashes_from;
 };
 
 Side read_side(Datum environment, Datum table) {
     // envsync.reading() raises an error when the table is not synchronized there.
-    pg::execute("SELECT r.hashes_from, envsync.rows_sql($1, $2, 1), r.table_id FROM envsync.reading($1, $2) r",
+    pg::execute("SELECT envsync.rows_sql($1, $2, 1), envsync.buckets_sql($1, $2, 'buckets'), "
+                "       envsync.buckets_sql($1, $2, 'bucket hashes')",
                 pg::Params().add(TEXTOID, environment).add(REGCLASSOID, table), true);
-    return Side{pg::text_value(0, 1), pg::text_value(0, 2), DatumGetInt32(pg::value(0, 3))};
+    return Side{pg::text_value(0, 1), pg::text_value(0, 2), pg::text_value(0, 3)};
 }
 
 // The batch: both sides' rows with the batch's keys ($1), joined by key, those that differ; $2
@@ -117,28 +121,50 @@ Datum table_columns(Datum table) {
     return pg::transfer(0, 1, &isnull);  // out of SPI's memory, which goes with the next statement
 }
 
-// The full comparison: only keys and hashes cross the network, and each server hashes its own
-// rows at the same time (the other side's scan is asynchronous). A key seen once, or with two
-// hashes, differs. The aggregate spills to disk past work_mem.
-void diff_all(DiffRun &run, const Side &source, const Side &target) {
+// The full comparison. First both servers sum up their rows per bucket at once (the other
+// side's scan is asynchronous) and the buckets whose summaries differ are kept; then the keys
+// and hashes of those buckets only are read from each side, and a key seen once, or with two
+// hashes, differs. Both aggregates spill to disk past work_mem.
+void diff_all(DiffRun &run, const Side &source, const Side &target, Datum table) {
+    pg::execute("SELECT envsync.bucket_bits($1)", pg::Params().add(REGCLASSOID, table), true);
+    Datum bits = pg::value(0, 1);
+    // The differing buckets in groups, so that each side's answer (and the memory it takes)
+    // stays bounded however much differs.
+    uint64_t groups = pg::execute(
+        fmt::format("SELECT array_agg(bucket) FROM ("
+                    "  SELECT bucket, (row_number() OVER ()) / {} AS part FROM ("
+                    "    SELECT bucket FROM (SELECT bucket, n, digest FROM {} AS s "
+                    "                        UNION ALL SELECT bucket, n, digest FROM {} AS d) both_sides "
+                    "     GROUP BY bucket HAVING count(*) = 1 OR min(n) <> max(n) OR min(digest) <> max(digest)) b) p "
+                    " GROUP BY part",
+                    buckets_a_request, source.buckets_from, target.buckets_from),
+        pg::Params().add(INT4OID, bits), true);
+    std::vector<Datum> bucket_groups(groups);
+    for (uint64_t g = 0; g < groups; g++)
+        bucket_groups[g] = pg::value(g, 1);
+    SPITupleTable *kept = pg::keep_rows();  // the groups live there
     std::string candidates = fmt::format(
-        "SELECT key FROM (SELECT key, hash FROM {} WHERE table_id = {} "
-        "                 UNION ALL SELECT key, hash FROM {} WHERE table_id = {}) both_sides "
+        "SELECT key FROM (SELECT key, hash FROM {} AS s UNION ALL SELECT key, hash FROM {} AS d) both_sides "
         " GROUP BY key HAVING count(*) = 1 OR min(hash) <> max(hash)",
-        source.hashes_from, source.table_id, target.hashes_from, target.table_id);
-    Portal cursor = pg::open("envsync_diff_candidates", candidates, pg::Params(), true);
+        source.bucket_hashes_from, target.bucket_hashes_from);
     std::vector<Datum> keys(batch_size);
-    for (;;) {
-        uint64_t n = pg::fetch(cursor, batch_size);
-        if (n == 0)
-            break;
-        for (uint64_t i = 0; i < n; i++)
-            keys[i] = pg::value(i, 1);
-        SPITupleTable *fetched = pg::keep_rows();  // the keys live there
-        diff_batch(run, keys.data(), static_cast<int>(n));
-        pg::free_rows(fetched);
+    for (Datum buckets : bucket_groups) {
+        // Not read-only: another environment is asked by inserting a request there.
+        Portal cursor = pg::open("envsync_diff_candidates", candidates,
+                                 pg::Params().add(INT4OID, bits).add(INT8ARRAYOID, buckets), false);
+        for (;;) {
+            uint64_t n = pg::fetch(cursor, batch_size);
+            if (n == 0)
+                break;
+            for (uint64_t i = 0; i < n; i++)
+                keys[i] = pg::value(i, 1);
+            SPITupleTable *fetched = pg::keep_rows();  // the keys live there
+            diff_batch(run, keys.data(), static_cast<int>(n));
+            pg::free_rows(fetched);
+        }
+        pg::close(cursor);
     }
-    pg::close(cursor);
+    pg::free_rows(kept);
 }
 
 Datum diff_table(FunctionCallInfo fcinfo) {
@@ -151,7 +177,7 @@ Datum diff_table(FunctionCallInfo fcinfo) {
     Side target = read_side(target_env, table);
     DiffRun run{result, batch_query(source, target), table_columns(table), first_part};
     if (PG_ARGISNULL(3)) {
-        diff_all(run, source, target);
+        diff_all(run, source, target, table);
     } else {
         Datum *keys = nullptr;
         int n = pg::text_array_argument(fcinfo, 3, &keys);

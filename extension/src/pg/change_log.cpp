@@ -23,11 +23,23 @@ void forget_log(Datum, Oid relid) {
 }
 
 // Where each column of the log is in its tuples: by name, as a column dropped by an upgrade
-// keeps its place (and stays NULL).
+// keeps its place (and stays NULL). Its indexes, kept up to date with each entry.
 struct ChangeLog {
     Relation rel;
     int position[n_cols];
+    CatalogIndexState indexes;
 };
+
+// Entries go to the indexes the way PostgreSQL's own catalogs do: that needs plain column
+// indexes (no expression, no predicate, no exclusion constraint).
+bool plain_indexes(CatalogIndexState indexes) {
+    for (int i = 0; i < indexes->ri_NumIndices; i++) {
+        IndexInfo *info = indexes->ri_IndexRelationInfo[i];
+        if (info->ii_Expressions != NIL || info->ii_Predicate != NIL || info->ii_ExclusionOps != nullptr)
+            return false;
+    }
+    return true;
+}
 
 bool find_columns(TupleDesc desc, int *position) {
     int live = 0;
@@ -60,15 +72,25 @@ ChangeLog open_change_log() {
     if (!OidIsValid(log_relid))
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("envsync change log table is missing"),
                         errhint("Reinstall the extension with DROP EXTENSION envsync and CREATE EXTENSION envsync.")));
-    ChangeLog log{table_open(log_relid, RowExclusiveLock), {}};
-    // Entries are written straight to the heap, bypassing the executor: the table must stay
-    // exactly as the install script made it (no index, no trigger) to remain consistent.
-    if (!find_columns(RelationGetDescr(log.rel), log.position) || RelationGetIndexList(log.rel) != NIL ||
-        log.rel->trigdesc)
+    ChangeLog log{table_open(log_relid, RowExclusiveLock), {}, nullptr};
+    // Entries are written straight to the heap and its indexes, bypassing the executor: the
+    // table must stay as the install script made it (plain indexes, no trigger) to remain
+    // consistent.
+    bool as_made = find_columns(RelationGetDescr(log.rel), log.position) && !log.rel->trigdesc;
+    if (as_made) {
+        log.indexes = CatalogOpenIndexes(log.rel);
+        as_made = plain_indexes(log.indexes);
+    }
+    if (!as_made)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                         errmsg("envsync change log table \"envsync.row_log\" was altered"),
-                        errdetail("The table must have no index, no trigger and its original columns.")));
+                        errdetail("The table must have its original columns, no trigger and only indexes of plain columns.")));
     return log;
+}
+
+void close_change_log(const ChangeLog &log) {
+    CatalogCloseIndexes(log.indexes);
+    table_close(log.rel, NoLock);
 }
 
 void append_change(const ChangeLog &log, int32 table_id, Datum key, ChangeKind kind) {
@@ -87,7 +109,7 @@ void append_change(const ChangeLog &log, int32 table_id, Datum key, ChangeKind k
     set(xid_col, FullTransactionIdGetDatum(GetTopFullTransactionId()));
     set(at_col, TimestampTzGetDatum(GetCurrentStatementStartTimestamp()));
     HeapTuple tuple = heap_form_tuple(desc, values, nulls);
-    simple_heap_insert(log.rel, tuple);
+    CatalogTupleInsertWithInfo(log.rel, tuple, log.indexes);
     heap_freetuple(tuple);
     pfree(values);
     pfree(nulls);
@@ -175,7 +197,7 @@ void log_row_event(TriggerData *trigger, const std::vector<ColumnReader> &column
                 append_change(log, table_id, new_key, ChangeKind::inserted);
             }
         }
-        table_close(log.rel, NoLock);
+        close_change_log(log);
     });
 }
 
@@ -200,7 +222,7 @@ void log_truncate(Relation rel, const std::vector<ColumnReader> &columns, const 
         MemoryContextSwitchTo(outer);
         MemoryContextDelete(per_row);
         table_endscan(scan);
-        table_close(log.rel, NoLock);
+        close_change_log(log);
     });
 }
 

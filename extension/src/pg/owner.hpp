@@ -19,7 +19,8 @@ struct OwnerScope {
 };
 
 // With reading, row_security is off: a policy that would apply to the owner is an ERROR, never
-// evaluated.
+// evaluated. So is JIT: the reads are plain scans, whose compilation would cost more time than it
+// saves and tens of MB of memory, once a table is large enough.
 OwnerScope enter_owner(Oid owner, bool reading);
 void leave_owner(const OwnerScope &scope);
 
