@@ -145,7 +145,7 @@ pgc_run() {   # pg_comparator on both tables: one line per differing record. It 
     local t
     for t in pages files; do
         PGOPTIONS='-c TimeZone=UTC -c DateStyle=ISO -c extra_float_digits=1' "$pgc" --folding-factor=5 --use-key --checksum-function=fnv --aggregate=xor --max-ratio=2.0 \
-            "$(pgc_url "$ENVSYNC_PROD_PORT" $t)" "$(pgc_url "$test_port" $t)" | sed "s/^/$t /"
+            "$(pgc_url "$prod_port" $t)" "$(pgc_url "$test_port" $t)" | sed "s/^/$t /"
     done
 }
 keys_pgc() {

@@ -12,6 +12,7 @@
 cluster=$repo/test/cluster.sh
 db=envsync_bench
 "$cluster" start >/dev/null
+eval "$("$cluster" env prod)"; prod_port=$PGPORT
 eval "$("$cluster" env test)"; test_port=$PGPORT
 psql_prod() { PGOPTIONS='-c client_min_messages=warning' "$cluster" psql prod -d "$db" -At "$@"; }
 psql_test() { "$cluster" psql test -d "$db" -At "$@"; }
