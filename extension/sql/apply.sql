@@ -149,8 +149,9 @@ BEGIN
                                    cardinality(value_rows), t.table_id, t.table_id, t.table_id);
             -- Updates of unique values checked row by row: deleted, then inserted as updated, so
             -- that the values are unique again at every row inserted (two records swapping
-            -- theirs): the sort reads every deletion before the first insertion. The foreign keys referencing the table, all NO ACTION, are checked at the
-            -- end of the statement, when each key is back.
+            -- theirs): the sort reads every deletion before the first insertion. The foreign
+            -- keys referencing the table, all NO ACTION, are checked at the end of the
+            -- statement, when each key is back.
             IF t.unique_columns IS NOT NULL THEN
                 ctes := ctes || format(
                     'x%s AS (DELETE FROM %s t USING envsync.staged_rows s
