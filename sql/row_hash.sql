@@ -11,13 +11,15 @@ CREATE TABLE hash_probe (
     b     bytea,
     a     text[],
     t     text,
-    p     point
+    p     point,
+    m     money,
+    pa    point[]
 );
 INSERT INTO hash_probe VALUES
     (1, 1.5, '2026-01-01 12:00:00+02', '2026-03-01', '1 day', 0.1, '{"b": 1, "a": [1, 2]}', '{"x": 1}',
-        '\x00ff', '{a,NULL,c}', repeat('long text ', 2000), '(1,2)'),
-    (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-    (3, 0, 'infinity', '-infinity', '-1 mon', 'NaN', '[]', '[]', '', '{}', '', '(0,0)');
+        '\x00ff', '{a,NULL,c}', repeat('long text ', 2000), '(1,2)', 1234.56, '{"(0.1,2.5)"}'),
+    (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+    (3, 0, 'infinity', '-infinity', '-1 mon', 'NaN', '[]', '[]', '', '{}', '', '(0,0)', -0.01, '{}');
 
 CREATE TEMP TABLE hashes_default AS SELECT id, envsync.row_hash(h) AS hash FROM hash_probe h;
 
@@ -27,6 +29,7 @@ SET IntervalStyle = 'postgres_verbose';
 SET extra_float_digits = -3;
 SET bytea_output = 'escape';
 SET client_encoding = 'LATIN1';
+SET lc_monetary = 'C';
 SELECT h.id, envsync.row_hash(h) = d.hash AS same_hash_under_other_settings
   FROM hash_probe h JOIN hashes_default d USING (id) ORDER BY h.id;
 RESET ALL;
@@ -38,7 +41,9 @@ SELECT envsync.row_hash(ROW(1.5::numeric)) = envsync.row_hash(ROW(1.50::numeric)
        envsync.row_hash(ROW('2026-01-01 12:00+02'::timestamptz)) = envsync.row_hash(ROW('2026-01-01 10:00+00'::timestamptz)) AS same_instant,
        envsync.row_hash(ROW('1 day'::interval)) = envsync.row_hash(ROW('24 hours'::interval)) AS interval_span,
        envsync.row_hash(ROW(0::float8)) = envsync.row_hash(ROW('-0'::float8)) AS signed_zero,
-       envsync.row_hash(ROW(ARRAY[1.0, 2]::numeric[])) = envsync.row_hash(ROW(ARRAY[1, 2.00]::numeric[])) AS numeric_array;
+       envsync.row_hash(ROW(ARRAY[1.0, 2]::numeric[])) = envsync.row_hash(ROW(ARRAY[1, 2.00]::numeric[])) AS numeric_array,
+       -- money by its int8 value, not by its text (which follows lc_monetary)
+       envsync.row_hash(ROW('12.34'::money)) = envsync.row_hash(ROW(1234::bigint)) AS money_as_int8;
 
 -- Values PostgreSQL holds different hash differently.
 SELECT envsync.row_hash(ROW(NULL::text)) <> envsync.row_hash(ROW(''::text)) AS null_vs_empty,

@@ -139,13 +139,35 @@ BEGIN
             ctes := ctes || format(
                 'u%s AS (UPDATE %s t SET (%s) = (SELECT %s FROM jsonb_populate_record(t, s.new_row) r)
                            FROM envsync.staged_rows s
-                          WHERE s.run = $1 AND s.table_id = %s AND s.op = ''U'' AND %s AND envsync.row_hash(t) = s.expect_hash
+                          WHERE s.run = $1 AND s.table_id = %s AND s.op = ''U'' AND %s AND envsync.row_hash(t) = s.expect_hash%s
                          RETURNING s.key, envsync.row_hash(t) IS DISTINCT FROM s.new_hash AS altered)',
                 t.table_id, t.relid, coalesce(t.set_columns, t.key_columns), coalesce(t.set_values, t.key_values),
-                t.table_id, t.match);
+                t.table_id, t.match,
+                CASE WHEN t.unique_columns IS NOT NULL THEN format(' AND NOT s.new_row ?| %L::text[]', t.unique_columns) ELSE '' END);
             value_rows := value_rows || format('(%s, %s, ''U'', (SELECT count(*) FROM u%s),
                                      ARRAY(SELECT array_to_string(w.key, '', '') FROM u%s w WHERE w.altered))',
                                    cardinality(value_rows), t.table_id, t.table_id, t.table_id);
+            -- Updates of unique values checked row by row: deleted, then inserted as updated, so
+            -- that the values are unique again at every row inserted (two records swapping
+            -- theirs): the sort reads every deletion before the first insertion. The foreign
+            -- keys referencing the table, all NO ACTION, are checked at the end of the
+            -- statement, when each key is back.
+            IF t.unique_columns IS NOT NULL THEN
+                ctes := ctes || format(
+                    'x%s AS (DELETE FROM %s t USING envsync.staged_rows s
+                              WHERE s.run = $1 AND s.table_id = %s AND s.op = ''U'' AND s.new_row ?| %L::text[] AND %s
+                                AND envsync.row_hash(t) = s.expect_hash
+                             RETURNING s.key, s.new_row, s.new_hash, t AS old),
+                     y%s AS (INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE
+                             SELECT %s FROM x%s x, jsonb_populate_record(x.old, x.new_row) r ORDER BY x.key
+                             RETURNING %s AS key, envsync.row_hash(t) AS hash)',
+                    t.table_id, t.relid, t.table_id, t.unique_columns, t.match,
+                    t.table_id, t.relid, t.columns, t.from_record, t.table_id, t.key_text);
+                value_rows := value_rows || format('(%s, %s, ''U'', (SELECT count(*) FROM y%s),
+                                         ARRAY(SELECT array_to_string(y.key, '', '') FROM y%s y JOIN x%s x ON x.key = y.key
+                                                WHERE y.hash IS DISTINCT FROM x.new_hash))',
+                                       cardinality(value_rows), t.table_id, t.table_id, t.table_id, t.table_id);
+            END IF;
         ELSE
             ctes := ctes || format(
                 'i%s AS (INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE
@@ -188,13 +210,26 @@ BEGIN
         DROP TABLE pg_temp.envsync_staged_tables;
     END IF;
     CREATE TEMP TABLE envsync_staged_tables ON COMMIT DROP AS
-    SELECT s.table_id, tt.relid, c.relowner AS owner, 0 AS depth, s.n_i, s.n_u, s.n_d, ws.*
+    SELECT s.table_id, tt.relid, c.relowner AS owner, 0 AS depth, s.n_i, s.n_u, s.n_d, ws.*, u.unique_columns
       FROM (SELECT st.table_id, count(*) FILTER (WHERE st.op = 'I') AS n_i, count(*) FILTER (WHERE st.op = 'U') AS n_u,
                    count(*) FILTER (WHERE st.op = 'D') AS n_d
               FROM envsync.apply_stage st WHERE st.run = staged_tables.run GROUP BY st.table_id) s
       LEFT JOIN envsync.tracked_tables tt USING (table_id)
       LEFT JOIN pg_class c ON c.oid = tt.relid
-      LEFT JOIN LATERAL envsync.write_sql(tt.relid) ws ON true;
+      LEFT JOIN LATERAL envsync.write_sql(tt.relid) ws ON true
+      -- The columns of unique keys checked row by row (not deferrable; all columns for a key on
+      -- expressions), if every foreign key referencing the table is NO ACTION: an update
+      -- changing them is written as a deletion and an insertion in one statement, so that
+      -- records can swap values (see write_statement).
+      LEFT JOIN LATERAL (
+          SELECT array_agg(DISTINCT a.attname::text) AS unique_columns
+            FROM pg_index i
+            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum > 0 AND NOT a.attisdropped
+                               AND (a.attnum = ANY (i.indkey) OR 0 = ANY (i.indkey))
+           WHERE i.indrelid = tt.relid AND i.indisunique AND i.indimmediate AND NOT i.indisprimary
+             AND NOT EXISTS (SELECT FROM pg_constraint con
+                              WHERE con.contype = 'f' AND con.confrelid = tt.relid
+                                AND (con.confdeltype <> 'a' OR con.confupdtype <> 'a'))) u ON true;
     SELECT * INTO t FROM pg_temp.envsync_staged_tables WHERE relid IS NULL LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'table id % is not tracked in environment "%"', t.table_id, here
@@ -411,6 +446,70 @@ $$;
 COMMENT ON FUNCTION envsync.cascades_of(regclass, jsonb, regclass[]) IS
     'The records of tables outside a comparison that deleting a record would change by a foreign key''s action';
 
+-- What another environment asks of the records its comparison would delete here: their
+-- envsync.cascades_of (keys: the texts of their keys; tables: the ids here of the compared
+-- tables), answered in the returned row (RETURNING cascades: a JSON array of {key, cascades},
+-- records without any left out). Nothing is stored: it is a view.
+CREATE OR REPLACE VIEW envsync.cascade_requests AS
+    SELECT NULL::integer AS table_id, NULL::text[] AS keys, NULL::integer[] AS tables, NULL::jsonb AS cascades WHERE false;
+COMMENT ON VIEW envsync.cascade_requests IS
+    'Requests for what deleting records here would change by foreign keys'' actions, answered in the returned row (nothing is stored)';
+COMMENT ON COLUMN envsync.cascade_requests.table_id IS 'The table''s id here';
+COMMENT ON COLUMN envsync.cascade_requests.keys IS 'The records to be deleted, each key the text of its text[] form';
+COMMENT ON COLUMN envsync.cascade_requests.tables IS 'The ids here of the tables compared (their records are no cascade)';
+COMMENT ON COLUMN envsync.cascade_requests.cascades IS 'Answer: a JSON array of {key, cascades}';
+
+CREATE OR REPLACE FUNCTION envsync.cascade_request() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tbl regclass := (SELECT t.relid FROM envsync.tracked_tables t WHERE t.table_id = NEW.table_id);
+    tables regclass[] := ARRAY(SELECT t.relid FROM envsync.tracked_tables t WHERE t.table_id = ANY (NEW.tables));
+BEGIN
+    PERFORM envsync.readable_table(NEW.table_id, 'rows');   -- tracked and open to the link role
+    NEW.cascades := '[]';
+    -- the records are read only if a foreign key's action reaches outside the comparison
+    IF EXISTS (SELECT FROM pg_constraint con
+                WHERE con.contype = 'f' AND con.confrelid = tbl AND con.confdeltype IN ('c', 'n', 'd')
+                  AND con.conrelid <> ALL (tables)) THEN
+        NEW.cascades := (SELECT coalesce(jsonb_agg(jsonb_build_object('key', r.key, 'cascades', c.found)), '[]')
+                           FROM envsync.table_rows(NEW.table_id, NEW.keys) r
+                          CROSS JOIN LATERAL envsync.cascades_of(tbl, r.row, tables) AS c (found)
+                          WHERE c.found IS NOT NULL);
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION envsync.cascade_request() IS 'Answers a cascade request with what deleting the records would change';
+CREATE OR REPLACE TRIGGER cascade_request INSTEAD OF INSERT ON envsync.cascade_requests
+    FOR EACH ROW EXECUTE FUNCTION envsync.cascade_request();
+
+-- For the review of a comparison whose target is another environment: what its deletions of
+-- a table's records would change there (envsync.cascades_of, asked of its envsync), by key.
+CREATE OR REPLACE FUNCTION envsync.request_cascades(comparison envsync.compare_runs, tbl regclass)
+RETURNS TABLE (key text[], cascades jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    keys text[] := ARRAY(SELECT cc.key::text FROM envsync.compare_changes cc JOIN envsync.tracked_tables t USING (table_id)
+                          WHERE cc.comparison_id = comparison.id AND t.relid = tbl
+                            AND cc.source_row IS NULL AND cc.target_row IS NOT NULL);
+    answer jsonb;
+BEGIN
+    IF cardinality(keys) = 0 THEN
+        RETURN;
+    END IF;
+    EXECUTE format('INSERT INTO %I.cascade_requests (table_id, keys, tables) VALUES ($1, $2, $3) RETURNING cascades',
+                   (SELECT e.link_schema FROM envsync.environments e WHERE e.name = comparison.target))
+       INTO answer
+      USING (SELECT r.table_id FROM envsync.reading(comparison.target, tbl) r), keys,
+            ARRAY(SELECT et.remote_table_id FROM envsync.module_tables mt
+                    JOIN envsync.environment_tables et ON et.table_id = mt.table_id AND et.environment = comparison.target
+                   WHERE mt.module = ANY (comparison.modules));
+    RETURN QUERY SELECT ARRAY(SELECT jsonb_array_elements_text(e -> 'key')), e -> 'cascades' FROM jsonb_array_elements(answer) e;
+END
+$$;
+COMMENT ON FUNCTION envsync.request_cascades(envsync.compare_runs, regclass) IS
+    'What a comparison''s deletions of a table''s records would change in the target environment, asked of it';
+
 -- A trigger or rule of this database could have changed a record written: refused (27000).
 CREATE OR REPLACE FUNCTION envsync.check_written(result jsonb, here text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -482,7 +581,7 @@ BEGIN
         IF cardinality(drifted) = 0 AND SQLSTATE = '23505' THEN   -- a unique key other than the primary key
             GET STACKED DIAGNOSTICS e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL;
             RAISE EXCEPTION USING MESSAGE = e_message, ERRCODE = 'unique_violation', DETAIL = e_detail,
-                  HINT = format('Another record in environment "%s" holds the value: select its change too. Records swapping values need the constraint DEFERRABLE.', here);
+                  HINT = format('Another record in environment "%s" holds the value: select its change too. Records swapping values need the constraint DEFERRABLE when a foreign key referencing the table has an action other than NO ACTION.', here);
         END IF;
         PERFORM envsync.raise_drift(here, drifted);
         RAISE EXCEPTION 'records changed in environment "%" during the synchronization', here

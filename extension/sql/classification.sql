@@ -90,14 +90,18 @@ BEGIN
                 ELSE u.a_created OR u.a_changed OR u.a_deleted END) c
      WHERE (comparison.mode = 'all' OR c.kind = 'new' OR c.reason = 'created on both sides')
        AND envsync.in_scope(comparison.scope, module, tbl, d.key, coalesce(d.source_row, d.target_row));
-    -- Deletions in this database: what they would cascade into outside the comparison, for the
-    -- review (another environment's are refused by its apply, named).
+    -- Deletions: what they would cascade into outside the comparison in the target, for the
+    -- review (read here, or asked of the target's envsync).
     IF (SELECT e.server IS NULL FROM envsync.environments e WHERE e.name = comparison.target) THEN
         UPDATE envsync.compare_changes cc
            SET cascades = envsync.cascades_of(tbl, cc.target_row, ARRAY(
                    SELECT t.relid FROM envsync.module_tables mt JOIN envsync.tracked_tables t USING (table_id)
                     WHERE mt.module = ANY (comparison.modules)))
          WHERE cc.comparison_id = comparison.id AND cc.table_id = id AND cc.source_row IS NULL AND cc.target_row IS NOT NULL;
+    ELSE
+        UPDATE envsync.compare_changes cc SET cascades = r.cascades
+          FROM envsync.request_cascades(comparison, tbl) r
+         WHERE cc.comparison_id = comparison.id AND cc.table_id = id AND cc.key = r.key;
     END IF;
 END
 $$;

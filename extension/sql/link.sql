@@ -1,6 +1,6 @@
 -- The link: what another environment may do here. PROD's user mapping logs in to this database
 -- as a link role; this database's administrator opens tables to it with sync_grant_link. The
--- link role has no privilege on those tables: it asks envsync (track, read and apply requests),
+-- link role has no privilege on those tables: it asks envsync (track, read, cascade and apply requests),
 -- whose triggers read and write them as each table's owner.
 
 CREATE TABLE IF NOT EXISTS envsync.link_roles (
@@ -52,7 +52,7 @@ BEGIN
                    link);
     EXECUTE format('GRANT SELECT, DELETE ON envsync.row_log TO %I', link);
     EXECUTE format('GRANT SELECT, INSERT ON envsync.track_requests, envsync.apply_requests, envsync.read_requests, '
-                   'envsync.bucket_requests TO %I', link);
+                   'envsync.bucket_requests, envsync.cascade_requests TO %I', link);
     EXECUTE format('GRANT INSERT ON envsync.untrack_requests TO %I', link);
     EXECUTE format('GRANT INSERT ON envsync.apply_stage TO %I', link);
     -- called by the views it reads

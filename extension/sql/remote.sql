@@ -42,6 +42,7 @@ BEGIN
                         ', fetch_size ''10000'', async_capable ''true'''),
         ('bucket_requests', 'table_id integer, bits integer, buckets bigint[], keys text[], hashes bigint[]', ''),
         ('read_requests', 'table_id integer, keys text[], rows jsonb', ''),
+        ('cascade_requests', 'table_id integer, keys text[], tables integer[], cascades jsonb', ''),
         -- an apply stages its records in batches, then one request writes them
         ('apply_stage', 'run bigint, table_id integer, key text[], op "char", expect_hash bigint, '
                         'new_row jsonb, new_hash bigint', ', batch_size ''1000'''),

@@ -6,7 +6,9 @@
 #     against the same steps for a record of 1 kB (the ratio: the peak over the record's size);
 #   a comparison of ROWS records of 1 MB each, all different, with envsync.batch_bytes at its
 #     default (64 MB) against 4 GB (reads as large as before the setting; past about 250 such
-#     records one read's answer exceeds jsonb's 256 MB and the comparison fails).
+#     records one read's answer exceeds jsonb's 256 MB and the comparison fails);
+#   those records applied PROD > TEST, envsync.batch_bytes 4 GB (staged in one statement, as
+#     before the setting bounded it) against its default.
 #   test/bench/big_values.sh [size in MB, default 100] [rows, default 300]
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -70,3 +72,23 @@ psql_test -c "TRUNCATE bench.pages" -c "INSERT INTO bench.pages SELECT g, repeat
 read -r n0 p0 t0 < <(compare_pages 4GB)
 read -r n1 p1 t1 < <(compare_pages 64MB)
 echo "$rows records of 1 MB, all different ($n0 and $n1 found): peak MB PROD $p0 -> $p1, TEST $t0 -> $t1 (batch_bytes 4GB -> 64MB); ratio PROD $(awk "BEGIN { printf \"%.2f\", $p1 / $p0 }"), TEST $(awk "BEGIN { printf \"%.2f\", $t1 / $t0 }")"
+
+# apply_pages SETTING: those records applied PROD > TEST in a fresh session (rolled back), the
+# comparison made before in another one
+apply_pages() {
+    psql_prod <<SQL | tail -1
+SET envsync.batch_bytes = '$1';
+SELECT pg_backend_pid() AS pid \gset
+\setenv PROD_PID :pid
+BEGIN;
+SELECT sum(updated) AS n FROM sync_apply($2) \gset
+\setenv FOUND :n
+\! bash $work/peaks.sh "\$FOUND"
+ROLLBACK;
+SQL
+}
+id=$(psql_prod -c "SELECT sync_compare('prod', 'test', ARRAY['pages'], full_compare => true)")
+psql_prod -c "UPDATE envsync.changes SET selected = true WHERE comparison_id = $id" >/dev/null
+read -r n0 p0 t0 < <(apply_pages 4GB "$id")
+read -r n1 p1 t1 < <(apply_pages 64MB "$id")
+echo "$rows records of 1 MB applied PROD > TEST ($n0 and $n1 written): peak MB PROD $p0 -> $p1, TEST $t0 -> $t1 (batch_bytes 4GB -> 64MB: staged in one statement -> in parts); ratio PROD $(awk "BEGIN { printf \"%.2f\", $p1 / $p0 }"), TEST $(awk "BEGIN { printf \"%.2f\", $t1 / $t0 }")"

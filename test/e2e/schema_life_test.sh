@@ -141,6 +141,9 @@ is "$(summary "$(prod -c "SELECT * FROM sync_apply($id)")")" "blog 0 0 1" "and s
 on_test -c "INSERT INTO shop.article_comments VALUES (10, 'test comment', 8)" >/dev/null
 prod -c "DELETE FROM shop.articles WHERE id = 8" >/dev/null
 id=$(prod -c "SELECT sync_compare('prod', 'test', ARRAY['blog'])")
+is "$(prod -c "SELECT record_key->>'id', cascades FROM envsync.changes WHERE comparison_id = $id ORDER BY 1")" \
+   '8|[{"table": "shop.article_comments", "action": "delete", "records": ["10"], "constraint": "article_comments_article_id_fkey"}]' \
+   "PROD > TEST: the review shows the never-synced records of TEST a deletion would cascade into, read there"
 before=$(fingerprint on_test)
 like "$(prod -c "SELECT * FROM sync_apply($id, test_import => true)")" \
      'deleting records of table shop.articles in environment "test" would delete 1 record\(s\) of table shop.article_comments.*records 10 of table shop.article_comments reference records 8' \
@@ -198,6 +201,49 @@ id=$(prod -c "SELECT sync_compare('prod', 'test', ARRAY['blog'])")
 is "$(summary "$(prod -c "SELECT * FROM sync_apply($id)")")|$(on_test -c "SELECT string_agg(id || '=' || name, ' ' ORDER BY id) FROM shop.authors WHERE id < 5")" \
    "blog 0 2 0|1=author 2 2=author 1 3=author 4 4=author 3" "PROD > TEST too"
 
+# Unique keys NOT deferrable (checked row by row): a swap is written as deletions and insertions
+# in one statement when every foreign key referencing the table is NO ACTION (a never-synced
+# table's here); with a CASCADE one it is refused, saying why.
+for side in prod on_test; do
+    migrate $side >/dev/null <<'SQL'
+CREATE TABLE shop.labels (id integer PRIMARY KEY, code text NOT NULL UNIQUE, note text);
+CREATE TABLE shop.label_uses (id integer PRIMARY KEY, label_id integer NOT NULL REFERENCES shop.labels);
+CREATE TABLE shop.sizes (id integer PRIMARY KEY, code text NOT NULL UNIQUE);
+CREATE TABLE shop.size_notes (id integer PRIMARY KEY, size_id integer REFERENCES shop.sizes ON DELETE CASCADE);
+INSERT INTO shop.labels VALUES (1, 'X', 'one'), (2, 'Y', 'two'), (3, 'Z', 'three');
+INSERT INTO shop.label_uses VALUES (1, 1), (2, 2);
+INSERT INTO shop.sizes VALUES (1, 'S'), (2, 'M');
+INSERT INTO shop.size_notes VALUES (1, 1);
+SQL
+done
+on_test -c "SELECT sync_grant_link('envsync_link', ARRAY['shop.labels', 'shop.sizes']::regclass[])" >/dev/null
+prod -c "SELECT sync_add_module('labels', ARRAY['shop.labels']::regclass[])" -c "SELECT sync_add_module('sizes', ARRAY['shop.sizes']::regclass[])" >/dev/null
+labels() { "$@" -c "SELECT string_agg(id || '=' || code || '/' || note, ' ' ORDER BY id) FROM shop.labels"; }
+on_test -c "UPDATE shop.labels SET code = '-' WHERE id = 1" -c "UPDATE shop.labels SET code = 'X', note = 'TWO' WHERE id = 2" \
+        -c "UPDATE shop.labels SET code = 'Y' WHERE id = 1" -c "UPDATE shop.labels SET note = 'THREE' WHERE id = 3" >/dev/null
+id=$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['labels'])")
+dry=$(prod -c "SELECT * FROM sync_apply($id, test_import => true)")
+is "$(summary "$dry")|$(labels prod)" "labels 0 3 0|1=X/one 2=Y/two 3=Z/three" "a swap of values of a unique key not deferrable: the test import passes, writing nothing"
+applied=$(prod -c "SELECT * FROM sync_apply($id)")
+is "$(summary "$applied")|$(labels prod)|$(prod -c "SELECT string_agg(label_id::text, ' ' ORDER BY id) FROM shop.label_uses")" \
+   "labels 0 3 0|1=Y/one 2=X/TWO 3=Z/THREE|1 2" "TEST > PROD: it applies, the records referencing them untouched"
+id=$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['labels'])")
+is "$(changes "$id")" "" "and PROD's change log, deletions and insertions of the same keys, holds no difference"
+is "$(summary "$(prod -c "SELECT * FROM sync_revert($(cut -d'|' -f1 <<<"$applied" | head -1))")")|$(labels prod)" \
+   "labels 0 3 0|1=X/one 2=Y/two 3=Z/three" "the revert swaps them back"
+id=$(prod -c "SELECT sync_compare('prod', 'test', ARRAY['labels'])")
+is "$(changes "$id")" 'shop.labels {"id": 1} conflict
+shop.labels {"id": 2} conflict
+shop.labels {"id": 3} conflict' "PROD's change log reads the records so written as changed (TEST changed them too since PROD > TEST last ran)"
+prod -c "UPDATE envsync.changes SET selected = true WHERE comparison_id = $id" >/dev/null
+is "$(summary "$(prod -c "SELECT * FROM sync_apply($id)")")|$(labels on_test)" "labels 0 3 0|1=X/one 2=Y/two 3=Z/three" "PROD > TEST: the swap applies too"
+on_test -c "UPDATE shop.sizes SET code = '-' WHERE id = 1" -c "UPDATE shop.sizes SET code = 'S' WHERE id = 2" \
+        -c "UPDATE shop.sizes SET code = 'M' WHERE id = 1" >/dev/null
+id=$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['sizes'])")
+like "$(prod -c "SELECT * FROM sync_apply($id)")" 'ERROR:  duplicate key value violates unique constraint "sizes_code_key".*HINT:  .*Records swapping values need the constraint DEFERRABLE when a foreign key referencing the table has an action other than NO ACTION' \
+     "a table referenced ON DELETE CASCADE: the swap is refused, saying what it needs"
+is "$(prod -c "SELECT string_agg(id || '=' || code, ' ' ORDER BY id) FROM shop.sizes")|$(prod -c "SELECT count(*) FROM shop.size_notes")" "1=S 2=M|1" "PROD unchanged, nothing cascaded"
+
 # --- TEST rebuilt from PROD by pg_dump | pg_restore; PROD carries dropped columns ------------------
 for t in menus menu_items categories; do
     prod -c "ALTER TABLE shop.$t ADD gone integer" -c "ALTER TABLE shop.$t DROP gone" >/dev/null
@@ -226,13 +272,13 @@ like "$(prod -c "SELECT sync_compare('test', 'prod')")" 'table "shop.cms_pages" 
      "until TEST opens its tables again, a comparison says the table is not tracked there, and what to do"
 grant_test() {
     on_test -v link_role=envsync_link -f "$repo/test/fixtures/envsync_link.sql" \
-            -c "SELECT sync_grant_link('envsync_link', ARRAY['shop.prices', 'shop.authors', 'shop.articles', 'shop.variants']::regclass[])" >/dev/null
+            -c "SELECT sync_grant_link('envsync_link', ARRAY['shop.prices', 'shop.authors', 'shop.articles', 'shop.variants', 'shop.labels', 'shop.sizes']::regclass[])" >/dev/null
 }
 grant_test
 id=$(prod -c "SELECT sync_compare('test', 'prod')")
 is "$(changes "$id")|$(prod -c "SELECT full_compare FROM envsync.comparisons WHERE id = $id")" "|t" \
    "then the comparison tracks the tables there again and reads every row: TEST is PROD's copy"
-is "$(on_test -c "SELECT count(*) FROM envsync.tracked_tables")" "16" "TEST tracks every synced table"
+is "$(on_test -c "SELECT count(*) FROM envsync.tracked_tables")" "18" "TEST tracks every synced table"
 on_test -c "UPDATE shop.menus SET name = 'TEST menu' WHERE id = 2" -c "INSERT INTO shop.prices VALUES (8, 'eu', 8)" >/dev/null
 prod -c "UPDATE shop.menu_items SET label = 'PROD item' WHERE id = 3" >/dev/null
 id=$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['menus', 'prices'])")
@@ -343,6 +389,19 @@ shop.big_ids|modified|1
 shop.rates|modified|1" "PROD's edits of them are tracked under the same keys"
 is "$(summary "$(prod -c "SELECT * FROM sync_apply($id)")")|$(on_test -c "SELECT rate FROM shop.rates WHERE code = 'EU'")" "rates 0 2 1|z" "and PROD > TEST applies them"
 
+# Values hashed by their text (no stable binary form: point, composites) or, money, by its int8
+# value: the same records, written and compared in sessions of other settings, are equal.
+for side in prod on_test; do
+    migrate $side >/dev/null <<<"CREATE TABLE shop.amounts (id integer PRIMARY KEY, price money, at point, path point[], size shop.size)"
+done
+PGOPTIONS="$PGOPTIONS -c lc_monetary=C -c extra_float_digits=-3 -c TimeZone=Asia/Tokyo" on_test \
+    -c "INSERT INTO shop.amounts VALUES (1, 1234.56, '(0.1,2.5)', '{\"(1e-7,3.3333333333)\"}', '(2,3)')" >/dev/null
+prod -c "INSERT INTO shop.amounts VALUES (1, 1234.56, '(0.1,2.5)', '{\"(1e-7,3.3333333333)\"}', '(2,3)')" >/dev/null
+on_test -c "SELECT sync_grant_link('envsync_link', ARRAY['shop.amounts']::regclass[])" >/dev/null
+prod -c "SELECT sync_add_module('amounts', ARRAY['shop.amounts']::regclass[])" >/dev/null
+id=$(PGOPTIONS="$PGOPTIONS -c lc_monetary=C.UTF-8 -c extra_float_digits=3" prod -c "SELECT sync_compare('prod', 'test', ARRAY['amounts'], full_compare => true)")
+is "$(changes "$id")" "" "money, point, point[] and composite values hash alike under other lc_monetary, DateStyle, extra_float_digits and TimeZone"
+
 # --- A big record: a 100 MB bytea and a 50 MB text ------------------------------------------------
 for side in prod on_test; do
     migrate $side >/dev/null <<<"CREATE TABLE shop.attachments (id integer PRIMARY KEY, data bytea, body text)"
@@ -365,5 +424,27 @@ on_test -c "INSERT INTO shop.attachments SELECT g, NULL, repeat('t', 1024 * 1024
 id=$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['attachments'], full_compare => true)")
 is "$(prod -c "SELECT kind, count(*) FROM envsync.changes WHERE comparison_id = $id GROUP BY 1")" "conflict|300" \
    "300 records of 1 MB, all different, compare"
+
+# And they apply, staged in TEST in parts of about envsync.batch_bytes: each statement
+# postgres_fdw runs there is counted by a statement trigger on TEST's stage.
+on_test >/dev/null <<'SQL'
+CREATE TABLE public.stage_parts (n bigint, bytes bigint);
+GRANT INSERT ON public.stage_parts TO PUBLIC;
+CREATE FUNCTION public.count_stage_part() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.stage_parts SELECT count(*), sum(octet_length(new_row::text)) FROM staged;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER count_stage_part AFTER INSERT ON envsync.apply_stage REFERENCING NEW TABLE AS staged
+    FOR EACH STATEMENT EXECUTE FUNCTION public.count_stage_part();
+SQL
+id=$(prod -c "SELECT sync_compare('prod', 'test', ARRAY['attachments'], full_compare => true)")
+prod -c "UPDATE envsync.changes SET selected = (key[1]::integer <= 40) WHERE comparison_id = $id" >/dev/null
+applied=$(PGOPTIONS="$PGOPTIONS -c envsync.batch_bytes=8MB" prod -c "SELECT * FROM sync_apply($id)")
+is "$(summary "$applied")|$(on_test -c "SELECT count(*) FROM shop.attachments WHERE body LIKE 'p%'")" "attachments 39 1 0|40" "PROD > TEST applies 40 of them"
+is "$(on_test -c "SELECT sum(n), max(n), max(bytes) < 9 * 1024 * 1024 FROM public.stage_parts")" "40|8|t" \
+   "staged in parts of 8 records of 1 MB at most, under envsync.batch_bytes = 8MB (postgres_fdw alone: 1,000 records)"
+on_test -c "DROP TRIGGER count_stage_part ON envsync.apply_stage" -c "DROP FUNCTION public.count_stage_part()" -c "DROP TABLE public.stage_parts" >/dev/null
 
 done_testing

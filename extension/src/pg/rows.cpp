@@ -131,8 +131,11 @@ Oid read_columns(TupleDesc desc, MemoryContext memory, std::vector<ColumnReader>
             readers[i].json_kind = json_kind(att->atttypid);
             const char *name = NameStr(att->attname);
             readers[i].name_seed = hash_bytes_extended(reinterpret_cast<const unsigned char *>(name), strlen(name), 0);
-            if (hashes_natively(att->atttypid)) {
-                TypeCacheEntry *type = lookup_type_cache(att->atttypid, TYPECACHE_HASH_EXTENDED_PROC_FINFO);
+            // money has no hash function, and its text follows lc_monetary: hashed as the int8
+            // it is (pass-by-value like int8 wherever money is).
+            Oid hashed_as = getBaseType(att->atttypid) == CASHOID ? INT8OID : att->atttypid;
+            if (hashes_natively(hashed_as)) {
+                TypeCacheEntry *type = lookup_type_cache(hashed_as, TYPECACHE_HASH_EXTENDED_PROC_FINFO);
                 if (OidIsValid(type->hash_extended_proc))
                     readers[i].hash_fn = &type->hash_extended_proc_finfo;
             }
