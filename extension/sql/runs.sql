@@ -59,9 +59,12 @@ COMMENT ON COLUMN envsync.sync_runs.cancelled_by IS 'The login role that cancell
 -- The changes a run writes, copied from its comparison's selection when it starts: what was
 -- written is recorded exactly, whatever the selection becomes meanwhile, and its bookkeeping and
 -- a later revert read this copy.
+-- No foreign keys: a run's selection is written once, by envsync alone, of rows that exist (a
+-- run and its comparison's changes are deleted only by the purge, which deletes these first),
+-- and their checks cost a lookup per record of every synchronization.
 CREATE TABLE IF NOT EXISTS envsync.run_selection (
-    sync_id   bigint NOT NULL REFERENCES envsync.sync_runs ON DELETE CASCADE,
-    change_id bigint NOT NULL REFERENCES envsync.compare_changes ON DELETE CASCADE,
+    sync_id   bigint NOT NULL,
+    change_id bigint NOT NULL,
     PRIMARY KEY (sync_id, change_id)
 );
 CREATE INDEX IF NOT EXISTS run_selection_change ON envsync.run_selection (change_id);
@@ -225,7 +228,14 @@ BEGIN
     -- postgres_fdw sends 1,000 rows per statement, whatever their size: records of at most
     -- envsync.batch_bytes in all go in one statement; otherwise those under a thousandth of it
     -- (any 1,000 of them within it) go in one, the others in parts of about that many bytes.
-    EXECUTE format('SELECT coalesce(sum(%s), 0) FROM envsync.run_writes($1) w', size) INTO total USING sync_id;
+    -- (bounded from above by the whole records: gathering each update's changed columns for
+    -- this sum would cost as much as staging them)
+    EXECUTE format('SELECT coalesce(sum(%s), 0)
+                      FROM envsync.sync_runs s
+                      JOIN envsync.run_selection sel ON sel.sync_id = coalesce(s.reverts, s.id)
+                      JOIN envsync.compare_changes cc ON cc.change_id = sel.change_id
+                     CROSS JOIN LATERAL (SELECT CASE WHEN s.reverts IS NULL THEN cc.source_row ELSE cc.target_row END) w(new_row)
+                     WHERE s.id = $1', size) INTO total USING sync_id;
     IF total <= budget THEN
         EXECUTE format('INSERT INTO %I.apply_stage ', target.link_schema) || stage USING sync_id;
     ELSE
