@@ -55,6 +55,13 @@ rm -rf "$OUT" && mkdir -p "$OUT" || bail "cannot make $OUT"
 # --- the shop: differences on both sides, hostile content on TEST ------------------------------------
 on_test -c "SELECT shop_fixture.diverge('test')" >/dev/null
 prod -c "SELECT shop_fixture.diverge('prod')" >/dev/null
+# Never synced, on PROD: clicks on a product's category, removed with it (ON DELETE CASCADE). The
+# category link TEST deleted would take one of them along: the review marks it.
+prod -q <<'SQL' >/dev/null || bail "cannot make the cascading table on PROD"
+CREATE TABLE shop.category_clicks (id integer PRIMARY KEY, product_id integer NOT NULL, category_id integer NOT NULL,
+                                   FOREIGN KEY (product_id, category_id) REFERENCES shop.product_categories ON DELETE CASCADE);
+INSERT INTO shop.category_clicks VALUES (1, 5, 9);
+SQL
 for side in prod test; do
     "$cluster" psql "$side" -q <<'SQL' || bail "cannot make the hostile table on $side"
 CREATE TABLE shop."<b onclick=alert(1)>notes" (id integer PRIMARY KEY, "<i>text</i>" text NOT NULL);

@@ -528,20 +528,19 @@ try:
     equal("the conflict is selected to be overwritten", selected(page), "t")
     shot("conflict-overwritten")
 
-    # Records whose deletion would cascade into never-synced data (a column envsync may show).
-    has_cascades = prod("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'envsync' "
-                        "AND table_name = 'changes' AND column_name = 'cascades'") == "1"
-    if has_cascades:
-        marked_db = prod(f"SELECT coalesce(string_agg(change_id::text, ',' ORDER BY change_id), '') FROM envsync.changes "
-                         f"WHERE comparison_id = {comparison} AND jsonb_typeof(to_jsonb(cascades)) IN ('array', 'object') "
-                         f"AND to_jsonb(cascades) NOT IN ('[]', '{{}}')")
-        marked = []
-        for kind in ("conflict", "new", "modified", "deleted"):
-            tab(kind)
-            marked += [r.get_attribute("data-change") for r in finds("#tab-panel tr.change") if r.find_elements(By.CSS_SELECTOR, ".cascade")]
-        equal("records that would cascade into never-synced data are marked", ",".join(sorted(marked, key=int)), marked_db)
-    else:
-        print("# envsync.changes has no column cascades yet: no record to mark", flush=True)
+    # A record whose deletion would cascade into never-synced data (PROD's category clicks) is
+    # marked; the user leaves it out, as an apply including it would be refused.
+    category = change_id(comparison, "shop.product_categories", "5, 9")
+    equal("envsync names what deleting the category link would take along", prod(
+        f"SELECT cascades::text LIKE '%category_clicks%' FROM envsync.changes WHERE change_id = {category}"), "t")
+    marked = []
+    for kind in ("conflict", "new", "modified", "deleted"):
+        tab(kind)
+        marked += [r.get_attribute("data-change") for r in finds("#tab-panel tr.change") if r.find_elements(By.CSS_SELECTOR, ".cascade")]
+    equal("the record that would cascade into never-synced data is marked, and only it", marked, [str(category)])
+    shot("review-cascade")
+    toggle_record(category, False)
+    equal("the user leaves it out", selected(category), "f")
 
     # --- the test import: nothing saved ------------------------------------------------------------------
     equal("the manual's warning is shown", text("#schedule-section .notice.warning").split(".")[0],
