@@ -68,6 +68,8 @@ DECLARE
     id integer := (SELECT t.table_id FROM envsync.tracked_tables t WHERE t.relid = tbl);
     source_is_a boolean := comparison.source < comparison.target;
     key_names text[] := ARRAY(SELECT k.attname::text FROM envsync.key_columns(tbl) k ORDER BY k.ord);
+    compared regclass[] := ARRAY(SELECT t.relid FROM envsync.module_tables mt JOIN envsync.tracked_tables t USING (table_id)
+                                  WHERE mt.module = ANY (comparison.modules));
 BEGIN
     INSERT INTO envsync.compare_changes (comparison_id, module, table_id, table_name, key, record_key,
                                          kind, conflict_reason, selected, changed_columns,
@@ -91,13 +93,20 @@ BEGIN
      WHERE (comparison.mode = 'all' OR c.kind = 'new' OR c.reason = 'created on both sides')
        AND envsync.in_scope(comparison.scope, module, tbl, d.key, coalesce(d.source_row, d.target_row));
     -- Deletions: what they would cascade into outside the comparison in the target, for the
-    -- review (read here, or asked of the target's envsync).
+    -- review (read here, or asked of the target's envsync). Only records with cascades are
+    -- updated, and only where a foreign key's action reaches outside the comparison: the
+    -- common case costs no per-record work.
     IF (SELECT e.server IS NULL FROM envsync.environments e WHERE e.name = comparison.target) THEN
-        UPDATE envsync.compare_changes cc
-           SET cascades = envsync.cascades_of(tbl, cc.target_row, ARRAY(
-                   SELECT t.relid FROM envsync.module_tables mt JOIN envsync.tracked_tables t USING (table_id)
-                    WHERE mt.module = ANY (comparison.modules)))
-         WHERE cc.comparison_id = comparison.id AND cc.table_id = id AND cc.source_row IS NULL AND cc.target_row IS NOT NULL;
+        IF EXISTS (SELECT FROM pg_constraint con
+                    WHERE con.contype = 'f' AND con.confrelid = tbl AND con.confdeltype IN ('c', 'n', 'd')
+                      AND con.conrelid <> ALL (compared)) THEN
+            UPDATE envsync.compare_changes cc SET cascades = found.cascades
+              FROM (SELECT d.change_id, envsync.cascades_of(tbl, d.target_row, compared) AS cascades
+                      FROM envsync.compare_changes d
+                     WHERE d.comparison_id = comparison.id AND d.table_id = id
+                       AND d.source_row IS NULL AND d.target_row IS NOT NULL) found
+             WHERE cc.change_id = found.change_id AND found.cascades IS NOT NULL;
+        END IF;
     ELSE
         UPDATE envsync.compare_changes cc SET cascades = r.cascades
           FROM envsync.request_cascades(comparison, tbl) r

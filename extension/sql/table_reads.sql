@@ -11,8 +11,11 @@
 -- bucketed by range (the key shifted right by $1 bits), so that the rows of a bucket are read
 -- through the primary key; another key by $1 bits of its columns' texts hashed bytewise
 -- (COLLATE "C"), so that both servers put a key in the same bucket. Rows outside the row filter
--- are not read.
-CREATE OR REPLACE FUNCTION envsync.readable_table(table_id integer, what text, OUT owner oid, OUT query text)
+-- are not read. Also what the summaries read without a query need (table_read.cpp): the table,
+-- its range key column (NULL for other keys) and its row filter.
+CREATE OR REPLACE FUNCTION envsync.readable_table(table_id integer, what text, OUT owner oid, OUT query text,
+                                                  OUT relid regclass, OUT range_column name,
+                                                  OUT filter_column name, OUT filter_pattern text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t envsync.tracked_tables;
@@ -32,6 +35,10 @@ BEGIN
     filter := CASE WHEN t.filter_column IS NOT NULL
                    THEN format(' AND t.%I LIKE %L', t.filter_column, t.filter_pattern) ELSE '' END;
     by_range := envsync.range_key(t.relid);
+    relid := t.relid;
+    range_column := by_range;
+    filter_column := t.filter_column;
+    filter_pattern := t.filter_pattern;
     -- else the key columns' texts hashed one by one (cheaper than the text of the key's array)
     SELECT CASE WHEN by_range IS NOT NULL THEN format('(t.%I::bigint >> $1)', by_range)
                 ELSE format('((%s) & ((1::bigint << $1) - 1))',
@@ -82,8 +89,9 @@ $$;
 COMMENT ON FUNCTION envsync.range_key(regclass) IS
     'The key column of a table whose comparison buckets are ranges of keys (one integer column), else NULL';
 
--- How many bits make a bucket in a full comparison of a table: about 32 rows a bucket, so that
--- the summaries are a small part of the table and a differing bucket holds few rows. Only the
+-- How many bits make a bucket in a full comparison of a table: about 16 rows a bucket, so that
+-- the summaries are a small part of the table and a differing bucket holds few rows, and at most
+-- 2^18 buckets, so that the summaries of a table take a few MB however large it is. Only the
 -- cost depends on it (both sides bucket alike): the density of a range key comes from this
 -- server's statistics when it may read them, else keys are taken as dense.
 CREATE OR REPLACE FUNCTION envsync.bucket_bits(tbl regclass) RETURNS integer
@@ -96,7 +104,7 @@ DECLARE
     density float8 := 1;
 BEGIN
     IF col IS NULL THEN
-        RETURN least(22, greatest(6, ceil(log(2, (greatest(n, 1) / 32)::numeric))));
+        RETURN least(18, greatest(6, ceil(log(2, (greatest(n, 1) / 16)::numeric))));
     END IF;
     SELECT s.histogram_bounds::text::bigint[] INTO bounds
       FROM pg_stats s JOIN pg_class c ON c.relname = s.tablename JOIN pg_namespace ns ON ns.oid = c.relnamespace
@@ -104,11 +112,13 @@ BEGIN
     IF bounds[array_upper(bounds, 1)] > bounds[1] THEN
         density := least(greatest(n, 1) / (bounds[array_upper(bounds, 1)]::float8 - bounds[1] + 1), 1);
     END IF;
-    RETURN least(62, greatest(0, ceil(log(2, greatest(32 / density, 1)::numeric))));
+    -- keys spanning n / density values: 2^bits of them a bucket
+    RETURN least(62, greatest(0, ceil(log(2, greatest(16 / density, 1)::numeric)),
+                              ceil(log(2, greatest(greatest(n, 1) / density / 262144, 1)::numeric))));
 END
 $$;
 COMMENT ON FUNCTION envsync.bucket_bits(regclass) IS
-    'How many bits make a bucket of keys in a full comparison of a table (about 32 rows a bucket)';
+    'How many bits make a bucket of keys in a full comparison of a table (about 16 rows a bucket, at most 2^18 buckets)';
 
 CREATE OR REPLACE FUNCTION envsync.table_buckets(table_id integer, bits integer)
 RETURNS TABLE (bucket bigint, n bigint, digest bigint)

@@ -27,7 +27,7 @@ namespace envsync {
 namespace {
 
 constexpr int batch_size = 5000;         // keys per read at most
-constexpr int first_part = 32;           // keys of the first read, before the size of rows is known
+constexpr int first_part = 32;           // keys of the first read when the table's size is not known
 constexpr int buckets_a_request = 4000;  // about 128,000 rows a side
 constexpr int n_out = 6;
 
@@ -113,6 +113,21 @@ void diff_batch(DiffRun &run, Datum *keys, int n) {
     }
 }
 
+// How many keys the first read asks for: as many as envsync.batch_bytes holds of rows the size
+// this server's table averages on disk, toast and indexes included, counted three times over
+// (a row's JSON is larger than its tuple) for each side; 32 when the table's size is unknown.
+int first_part_rows(Datum table) {
+    pg::execute("SELECT CASE WHEN c.reltuples > 0 THEN pg_total_relation_size(c.oid)::float8 / c.reltuples END "
+                "  FROM pg_class c WHERE c.oid = $1",
+                pg::Params().add(REGCLASSOID, table), true);
+    bool unknown;
+    Datum row_bytes = pg::value(0, 1, &unknown);
+    if (unknown)
+        return first_part;
+    double fits = double(settings::batch_kilobytes) * 1024 / (6 * std::max(DatumGetFloat8(row_bytes), 1.0));
+    return int(std::clamp<double>(fits, 1, batch_size));
+}
+
 Datum table_columns(Datum table) {
     pg::execute("SELECT ARRAY(SELECT attname::text FROM pg_attribute "
                 "              WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum)",
@@ -175,7 +190,7 @@ Datum diff_table(FunctionCallInfo fcinfo) {
     pg::connect();
     Side source = read_side(source_env, table);
     Side target = read_side(target_env, table);
-    DiffRun run{result, batch_query(source, target), table_columns(table), first_part};
+    DiffRun run{result, batch_query(source, target), table_columns(table), first_part_rows(table)};
     if (PG_ARGISNULL(3)) {
         diff_all(run, source, target, table);
     } else {

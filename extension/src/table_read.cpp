@@ -5,7 +5,7 @@
 //       the rows with these keys (each the text of its text[] form, '{42}'), all rows if NULL
 //   envsync.table_buckets(table_id integer, bits integer) -> (bucket bigint, n bigint, digest bigint)
 //       per bucket of keys (a range of keys, or bits of the key's hash), its rows and the XOR of
-//       their hashes
+//       their hashes; for a range key summed straight from the table
 //   envsync.table_bucket_hashes(table_id integer, bits integer, buckets bigint[]) -> (key text, hash bigint)
 //       the key and hash of every row in these buckets (the full comparison's second step)
 //
@@ -16,33 +16,92 @@
 // envsync.readable_table(), which also builds the query; rows outside a table's row filter are
 // never read.
 #include <string>
+#include <unordered_map>
 
 #include "pg/owner.hpp"
 #include "pg/results.hpp"
+#include "pg/scan.hpp"
 #include "pg/spi.hpp"
+#include "row_shape.hpp"
 
 namespace envsync {
 namespace {
 
-// Runs the query envsync.readable_table() gives for the table, as the table's owner, into the
-// function's result.
-void read_table(FunctionCallInfo fcinfo, const char *what, const pg::Params &params) {
+// What envsync.readable_table() says of a table: as whom it is read, with which query, and
+// what a summary read without a query needs.
+struct ReadPlan {
+    Oid owner;
+    std::string query;
+    Oid relid;
+    std::string range_column;  // empty: not a range key
+    pg::RowFilter filter;
+};
+
+ReadPlan read_plan(Datum table_id, const char *what) {
+    pg::execute("SELECT owner, query, relid, range_column::text, filter_column::text, filter_pattern "
+                "  FROM envsync.readable_table($1, $2)",
+                pg::Params().add(INT4OID, table_id).add(TEXTOID, pg::text_datum(what)), true);
+    return ReadPlan{DatumGetObjectId(pg::value(0, 1)), pg::text_value(0, 2), DatumGetObjectId(pg::value(0, 3)),
+                    pg::text_value(0, 4), pg::RowFilter{pg::text_value(0, 5), pg::text_value(0, 6)}};
+}
+
+// Runs the plan's query as the table's owner, into the function's result.
+void run_query(FunctionCallInfo fcinfo, const ReadPlan &plan, const pg::Params &params) {
     ReturnSetInfo *result = pg::materialized_result(fcinfo);
-    pg::connect();
-    pg::execute("SELECT owner, query FROM envsync.readable_table($1, $2)",
-                pg::Params().add(INT4OID, PG_GETARG_DATUM(0)).add(TEXTOID, pg::text_datum(what)),
-                true);
-    Oid owner = DatumGetObjectId(pg::value(0, 1));
-    std::string query = pg::text_value(0, 2);
-    pg::as_owner(owner, true, [&] {
-        Portal cursor = pg::open(nullptr, query, params, true);
+    pg::as_owner(plan.owner, true, [&] {
+        Portal cursor = pg::open(nullptr, plan.query, params, true);
         while (uint64_t n = pg::fetch(cursor, 10000)) {
             pg::put_statement_rows(result, n);
             pg::free_rows();
         }
         pg::close(cursor);
     });
+}
+
+void read_table(FunctionCallInfo fcinfo, const char *what, const pg::Params &params) {
+    pg::connect();
+    run_query(fcinfo, read_plan(PG_GETARG_DATUM(0), what), params);
     pg::finish();
+}
+
+struct BucketSums {
+    int64 rows = 0;
+    uint64_t digest = 0;
+};
+
+// The summaries of a table whose key is one integer column, bucketed by range (the key shifted
+// right by bits), straight from the table (pg/scan.hpp): the query's results, several times
+// faster, since no whole-row value is made for each row.
+void sum_range_buckets(FunctionCallInfo fcinfo, const ReadPlan &plan, int32 bits) {
+    ReturnSetInfo *result = pg::materialized_result(fcinfo);
+    std::unordered_map<int64, BucketSums> buckets;
+    const RowShape *shape = nullptr;
+    int key = 0;
+    int16 key_length = 0;
+    pg::as_owner(plan.owner, true, [&] {
+        pg::scan_rows(
+            plan.relid, plan.filter,
+            [&](TupleDesc desc) {
+                shape = &row_shape(desc, false);
+                key = pg::column_index(desc, plan.range_column);
+                key_length = shape->columns[key].typlen;
+            },
+            [&](const Datum *values, const bool *nulls) {
+                int64 id = key_length == 8 ? DatumGetInt64(values[key])
+                         : key_length == 4 ? int64(DatumGetInt32(values[key])) : int64(DatumGetInt16(values[key]));
+                BucketSums &sums = buckets[id >> bits];
+                sums.rows++;
+                sums.digest ^= pg::unguarded::stored_hash(shape->columns, values, nulls);
+            });
+    });
+    Datum out[3];
+    bool nulls[3] = {false, false, false};
+    for (const auto &[bucket, sums] : buckets) {
+        out[0] = Int64GetDatum(bucket);
+        out[1] = Int64GetDatum(sums.rows);
+        out[2] = Int64GetDatum(static_cast<int64>(sums.digest));
+        pg::put_row(result, out, nulls);
+    }
 }
 
 Datum table_hashes(FunctionCallInfo fcinfo) {
@@ -64,7 +123,14 @@ int32 bucket_bits(FunctionCallInfo fcinfo) {
 }
 
 Datum table_buckets(FunctionCallInfo fcinfo) {
-    read_table(fcinfo, "buckets", pg::Params().add(INT4OID, Int32GetDatum(bucket_bits(fcinfo))));
+    int32 bits = bucket_bits(fcinfo);
+    pg::connect();
+    ReadPlan plan = read_plan(PG_GETARG_DATUM(0), "buckets");
+    if (plan.range_column.empty())
+        run_query(fcinfo, plan, pg::Params().add(INT4OID, Int32GetDatum(bits)));
+    else
+        sum_range_buckets(fcinfo, plan, bits);
+    pg::finish();
     return Datum(0);
 }
 
