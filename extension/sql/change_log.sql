@@ -114,25 +114,95 @@ $$;
 COMMENT ON FUNCTION envsync.take_in_edits(text, text, regclass, pg_snapshot, pg_snapshot, timestamptz) IS
     'Takes in the edits a pair logged for a table since its sync point and moves the sync point';
 
--- Forgets the log entries of an environment's table that every pair has taken in.
-CREATE OR REPLACE FUNCTION envsync.compact_log(env text, tbl regclass) RETURNS void
+-- Forgets at most most (NULL: all) of the log entries of a table here (by its id here) that
+-- every given snapshot sees, oldest first; returns how many.
+CREATE OR REPLACE FUNCTION envsync.forget_entries(table_id integer, taken pg_snapshot[], most integer) RETURNS bigint
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    WITH gone AS (
+        DELETE FROM envsync.row_log l
+         WHERE l.ctid = ANY (ARRAY(
+                   SELECT x.ctid FROM envsync.row_log x
+                    WHERE x.table_id = forget_entries.table_id AND x.xid < pg_snapshot_xmax(taken[1])
+                      AND NOT EXISTS (SELECT FROM unnest(taken) s WHERE NOT pg_visible_in_snapshot(x.xid, s))
+                    ORDER BY x.xid LIMIT most))
+        RETURNING 1)
+    SELECT count(*) FROM gone
+$$;
+COMMENT ON FUNCTION envsync.forget_entries(integer, pg_snapshot[], integer) IS
+    'Forgets at most so many of the log entries of a table here that every given snapshot sees, oldest first';
+
+-- What another environment asks to compact its log: the entries of a table every given snapshot
+-- sees, at most so many, answered with how many were forgotten. Nothing is stored: it is a view.
+CREATE OR REPLACE VIEW envsync.compact_requests AS
+    SELECT NULL::integer AS table_id, NULL::pg_snapshot[] AS taken, NULL::integer AS most,
+           NULL::bigint AS forgotten WHERE false;
+COMMENT ON VIEW envsync.compact_requests IS
+    'Requests to forget the change log entries of a table that every given snapshot sees, answered in the returned row (nothing is stored)';
+COMMENT ON COLUMN envsync.compact_requests.table_id IS 'The table''s id here';
+COMMENT ON COLUMN envsync.compact_requests.taken IS 'The snapshots every pair took the log in with';
+COMMENT ON COLUMN envsync.compact_requests.most IS 'How many entries at most (NULL: all)';
+COMMENT ON COLUMN envsync.compact_requests.forgotten IS 'Answer: how many were forgotten';
+
+CREATE OR REPLACE FUNCTION envsync.compact_request() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    NEW.forgotten := envsync.forget_entries(NEW.table_id, NEW.taken, NEW.most);
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION envsync.compact_request() IS 'Answers a compact request';
+CREATE OR REPLACE TRIGGER compact_request INSTEAD OF INSERT ON envsync.compact_requests
+    FOR EACH ROW EXECUTE FUNCTION envsync.compact_request();
+
+-- Forgets the log entries of an environment's table that every pair has taken in: at most
+-- most of them (NULL: all), so that a comparison after a burst of writes pays a bounded part
+-- and the scheduler the rest. Returns how many.
+CREATE OR REPLACE FUNCTION envsync.compact_log(env text, tbl regclass, most integer) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    e envsync.environments := (SELECT x FROM envsync.environments x WHERE x.name = env);
     r record;
     taken pg_snapshot[];
+    forgotten bigint;
 BEGIN
     SELECT * INTO r FROM envsync.reading(env, tbl);
     SELECT array_agg(CASE WHEN sp.env_a = env THEN sp.snapshot_a ELSE sp.snapshot_b END) INTO taken
       FROM envsync.sync_points sp JOIN envsync.tracked_tables t USING (table_id)
      WHERE t.relid = tbl AND env IN (sp.env_a, sp.env_b);
     IF taken IS NULL THEN
-        RETURN;
+        RETURN 0;
     END IF;
-    EXECUTE format('DELETE FROM %s WHERE table_id = $1 AND xid < pg_snapshot_xmax($2[1]) %s', r.log_from,
-                   (SELECT string_agg(format('AND pg_visible_in_snapshot(xid, $2[%s])', i), ' ')
-                      FROM generate_subscripts(taken, 1) i))
-    USING r.table_id, taken;
+    IF e.link_schema IS NULL THEN
+        RETURN envsync.forget_entries(r.table_id, taken, most);
+    END IF;
+    EXECUTE format('INSERT INTO %I.compact_requests (table_id, taken, most) VALUES ($1, $2, $3) RETURNING forgotten',
+                   e.link_schema)
+       INTO forgotten USING r.table_id, taken, most;
+    RETURN forgotten;
 END
 $$;
-COMMENT ON FUNCTION envsync.compact_log(text, regclass) IS
-    'Forgets the log entries of an environment''s table that every pair has taken in';
+COMMENT ON FUNCTION envsync.compact_log(text, regclass, integer) IS
+    'Forgets at most so many of the log entries of an environment''s table that every pair has taken in';
+
+-- The scheduler's part: every table's log compacted in full in every environment. An
+-- environment that cannot be reached now is left for the next time.
+CREATE OR REPLACE FUNCTION envsync.compact_logs() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    x record;
+BEGIN
+    FOR x IN SELECT e.name, t.relid FROM envsync.environments e
+               JOIN envsync.tracked_tables t
+                 ON e.server IS NULL OR EXISTS (SELECT FROM envsync.environment_tables et
+                                                 WHERE et.environment = e.name AND et.table_id = t.table_id)
+              ORDER BY e.name, t.table_id LOOP
+        BEGIN
+            PERFORM envsync.compact_log(x.name, x.relid, NULL);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'the change log of table % in environment "%" was not compacted: %', x.relid, x.name, SQLERRM;
+        END;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION envsync.compact_logs() IS
+    'Compacts the change log of every table in every environment (the scheduler, each minute)';

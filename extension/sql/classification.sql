@@ -91,7 +91,8 @@ BEGIN
            CASE WHEN source_is_a THEN u.b_created OR u.b_changed OR u.b_deleted
                 ELSE u.a_created OR u.a_changed OR u.a_deleted END) c
      WHERE (comparison.mode = 'all' OR c.kind = 'new' OR c.reason = 'created on both sides')
-       AND envsync.in_scope(comparison.scope, module, tbl, d.key, coalesce(d.source_row, d.target_row));
+       AND (comparison.scope IS NULL   -- no scope, no lookup per record
+            OR envsync.in_scope(comparison.scope, module, tbl, d.key, coalesce(d.source_row, d.target_row)));
     -- Deletions: what they would cascade into outside the comparison in the target, for the
     -- review (read here, or asked of the target's envsync). Only records with cascades are
     -- updated, and only where a foreign key's action reaches outside the comparison: the

@@ -102,8 +102,10 @@ BEGIN
     PERFORM envsync.check_tracking(comparison.target, tbl);
     -- Compacted first, up to what earlier comparisons durably recorded as taken in: the other
     -- server commits before this one, so what this comparison takes in is not yet kept anywhere.
-    PERFORM envsync.compact_log(env_a, tbl);
-    PERFORM envsync.compact_log(env_b, tbl);
+    -- A slice only (the scheduler compacts the rest): a burst of writes costs no comparison more
+    -- than that.
+    PERFORM envsync.compact_log(env_a, tbl, 20000);
+    PERFORM envsync.compact_log(env_b, tbl, 20000);
     first_time := envsync.take_in_edits(env_a, env_b, tbl,
                                         CASE WHEN source_is_a THEN comparison.source_snapshot ELSE comparison.target_snapshot END,
                                         CASE WHEN source_is_a THEN comparison.target_snapshot ELSE comparison.source_snapshot END,

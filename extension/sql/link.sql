@@ -52,7 +52,7 @@ BEGIN
                    link);
     EXECUTE format('GRANT SELECT, DELETE ON envsync.row_log TO %I', link);
     EXECUTE format('GRANT SELECT, INSERT ON envsync.track_requests, envsync.apply_requests, envsync.read_requests, '
-                   'envsync.bucket_requests, envsync.cascade_requests TO %I', link);
+                   'envsync.bucket_requests, envsync.cascade_requests, envsync.compact_requests TO %I', link);
     EXECUTE format('GRANT INSERT ON envsync.untrack_requests TO %I', link);
     EXECUTE format('GRANT INSERT ON envsync.apply_stage TO %I', link);
     -- called by the views it reads

@@ -41,6 +41,7 @@ BEGIN
         ('row_buckets', 'table_id integer, bits integer, bucket bigint, n bigint, digest bigint',
                         ', fetch_size ''10000'', async_capable ''true'''),
         ('bucket_requests', 'table_id integer, bits integer, buckets bigint[], keys text[], hashes bigint[]', ''),
+        ('compact_requests', 'table_id integer, taken pg_snapshot[], most integer, forgotten bigint', ''),
         ('read_requests', 'table_id integer, keys text[], rows jsonb', ''),
         ('cascade_requests', 'table_id integer, keys text[], tables integer[], cascades jsonb', ''),
         -- an apply stages its records in batches, then one request writes them

@@ -226,6 +226,8 @@ BEGIN
     PERFORM envsync.recover_interrupted_runs();
     PERFORM envsync.purge_expired();
     COMMIT;
+    PERFORM envsync.compact_logs();
+    COMMIT;
     LOOP
         v_id := envsync.claim_due_run();
         COMMIT;

@@ -16,7 +16,7 @@ DROP VIEW IF EXISTS envsync.row_hashes;
 -- Replaced by other functions in 0.2.0: the entry points now run as envsync's owner themselves,
 -- the run chain has one name per step, the selftests are a test library.
 DROP FUNCTION envsync.apply(bigint, boolean, name), envsync.cancel(bigint),
-              envsync.compare(text, text, text[], text, jsonb, boolean, name),
+              envsync.compact_log(text, regclass), envsync.compare(text, text, text[], text, jsonb, boolean, name),
               envsync.execute_run(envsync.sync_runs), envsync.execute_scheduled(bigint),
               envsync.link_table(text, regclass), envsync.raise_from_environment(text, text, text, text, text),
               envsync.rebuild_row_hashes(), envsync.record_scheduled_failure(bigint, jsonb),

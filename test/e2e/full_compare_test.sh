@@ -104,4 +104,19 @@ id=$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['ledger'], full_compare 
 is "$(changes "$id" | grep -c .)|$(changes "$id" | grep -c '{"id": 124}')|$(changes "$id" | grep -c '{"id": 125}')" "11|0|1" \
    "a record outside the filter is out of the comparison; one inside it that differs is found"
 
+# --- The change log after a burst of writes: a comparison compacts a slice, the scheduler the rest
+log_entries() { $1 -c "SELECT count(*) FROM envsync.row_log l JOIN envsync.tracked_tables t USING (table_id)
+                         WHERE t.relid = 'shop.ledger'::regclass"; }
+for side in prod on_test; do
+    for i in $(seq 10); do $side -c "UPDATE shop.ledger SET page = page" >/dev/null; done   # 30,000 entries
+done
+prod -c "SELECT sync_compare('test', 'prod', ARRAY['ledger'])" >/dev/null   # takes the 30,000 entries a side in
+before="$(log_entries prod) $(log_entries on_test)"
+prod -c "SELECT sync_compare('test', 'prod', ARRAY['ledger'])" >/dev/null
+after="$(log_entries prod) $(log_entries on_test)"
+is "$(awk -v b="$before" -v a="$after" 'BEGIN { split(b, x, " "); split(a, y, " "); print x[1] - y[1], x[2] - y[2], (x[1] >= 30000 && x[2] >= 30000) }')" \
+   "20000 20000 1" "the next comparison forgets 20,000 entries of the table's log on each side, not the whole burst"
+prod -c "CALL envsync.run_due_syncs()" >/dev/null
+is "$(log_entries prod) $(log_entries on_test)" "0 0" "the scheduler's tick forgets the rest, on PROD and on TEST"
+
 done_testing

@@ -129,7 +129,7 @@ internal=("envsync.write_run(1)" "envsync.run_now(NULL::envsync.sync_runs)" "env
           "envsync.record_failure(NULL::envsync.sync_runs, '{}')" "envsync.record_apart('{}')"
           "envsync.apply_staged(1, 'prod', false)" "envsync.run_as_owner(10, 'SELECT NULL::jsonb', 1)"
           "envsync.queue_mail('postgres', 'sync_failed', 'x', '{}')" "envsync.announce_outcome(1)"
-          "envsync.diff_table('test', 'prod', 'pg_class')" "envsync.compact_log('test', 'pg_class')"
+          "envsync.diff_table('test', 'prod', 'pg_class')" "envsync.compact_log('test', 'pg_class', NULL)" "envsync.forget_entries(1, '{}', NULL)" "envsync.compact_logs()"
           "envsync.table_rows(1, NULL)" "envsync.purge_before_images()" "envsync.recover_interrupted_runs()"
           "envsync.track_everywhere('pg_class')" "envsync.table_hashes(1)"
           "sync_add_module('x', ARRAY['pg_class']::regclass[])" "sync_set_operator('postgres', 'me@evil.example')"
