@@ -30,11 +30,12 @@ COMMENT ON COLUMN envsync.apply_stage.new_hash IS 'I, U: the content hash of the
 CREATE OR REPLACE VIEW envsync.staged_rows WITH (security_barrier) AS
     SELECT s.run, s.table_id, s.key, s.op, s.expect_hash, s.new_row, s.new_hash
       FROM envsync.apply_stage s
-     WHERE s.table_id IN (SELECT t.table_id
-                            FROM envsync.tracked_tables t
-                            JOIN pg_catalog.pg_class c ON c.oid = t.relid
-                            JOIN pg_catalog.pg_roles r ON r.oid = c.relowner
-                           WHERE r.rolname = CURRENT_USER);
+     -- ARRAY(...): the tables owned are looked up once, not once per staged row
+     WHERE s.table_id = ANY (ARRAY(SELECT t.table_id
+                                     FROM envsync.tracked_tables t
+                                     JOIN pg_catalog.pg_class c ON c.oid = t.relid
+                                     JOIN pg_catalog.pg_roles r ON r.oid = c.relowner
+                                    WHERE r.rolname = CURRENT_USER));
 GRANT SELECT ON envsync.staged_rows TO PUBLIC;
 COMMENT ON VIEW envsync.staged_rows IS
     'Records staged for the apply, of the tables the current role owns (read by the write statement, which runs as the tables'' owner)';

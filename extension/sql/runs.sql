@@ -76,11 +76,12 @@ COMMENT ON COLUMN envsync.run_selection.change_id IS 'A change it wrote';
 -- what its synchronization froze).
 CREATE OR REPLACE FUNCTION envsync.freeze_selection(sync_id bigint) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    -- frozen once (a run started again keeps it): plain inserts, no conflict to check
     INSERT INTO envsync.run_selection (sync_id, change_id)
     SELECT s.id, cc.change_id
       FROM envsync.sync_runs s JOIN envsync.compare_changes cc ON cc.comparison_id = s.comparison_id AND cc.selected
      WHERE s.id = freeze_selection.sync_id AND s.reverts IS NULL
-    ON CONFLICT DO NOTHING
+       AND NOT EXISTS (SELECT FROM envsync.run_selection x WHERE x.sync_id = freeze_selection.sync_id)
 $$;
 COMMENT ON FUNCTION envsync.freeze_selection(bigint) IS 'Copies a synchronization''s selection into envsync.run_selection when it starts';
 

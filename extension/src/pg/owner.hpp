@@ -19,8 +19,9 @@ struct OwnerScope {
 };
 
 // With reading, row_security is off: a policy that would apply to the owner is an ERROR, never
-// evaluated. So is JIT: the reads are plain scans, whose compilation would cost more time than it
-// saves and tens of MB of memory, once a table is large enough.
+// evaluated. JIT is off: envsync's reads and writes are plain scans and joins by key, whose
+// compilation would cost more time than it saves and tens of MB of memory, once a table is
+// large enough (or the estimates of a staged run are).
 OwnerScope enter_owner(Oid owner, bool reading);
 void leave_owner(const OwnerScope &scope);
 
