@@ -16,10 +16,14 @@ constexpr LogColumnSpec log_columns[n_cols] = {{"table_id", INT4OID}, {"key", TE
                                                {"applied", BOOLOID}, {"xid", XID8OID}, {"at", TIMESTAMPTZOID}};
 
 Oid log_relid = InvalidOid;
+// Where the log's columns are, found once until the table changes (-1: not looked at yet).
+int log_position[n_cols] = {-1};
 
 void forget_log(Datum, Oid relid) {
-    if (relid == InvalidOid || relid == log_relid)
+    if (relid == InvalidOid || relid == log_relid) {
         log_relid = InvalidOid;
+        log_position[0] = -1;
+    }
 }
 
 // Where each column of the log is in its tuples: by name, as a column dropped by an upgrade
@@ -76,7 +80,10 @@ ChangeLog open_change_log() {
     // Entries are written straight to the heap and its indexes, bypassing the executor: the
     // table must stay as the install script made it (plain indexes, no trigger) to remain
     // consistent.
-    bool as_made = find_columns(RelationGetDescr(log.rel), log.position) && !log.rel->trigdesc;
+    if (log_position[0] < 0 && !find_columns(RelationGetDescr(log.rel), log_position))
+        log_position[0] = -1;
+    memcpy(log.position, log_position, sizeof(log_position));
+    bool as_made = log.position[0] >= 0 && !log.rel->trigdesc;
     if (as_made) {
         log.indexes = CatalogOpenIndexes(log.rel);
         as_made = plain_indexes(log.indexes);

@@ -17,19 +17,29 @@ uint64_t mix(uint64_t h) {
     return h;
 }
 
-// A fast 64-bit hash of bytes for the stored hash: eight bytes a step through one multiply-rotate
-// lane, the tail and the length folded into a last word, finished by mix(). Loads are memcpy'd,
-// so alignment plays no part.
+// A fast 64-bit hash of bytes for the stored hash: 32 bytes a step through four independent
+// multiply-rotate lanes (so that the processor runs them at once), then eight bytes a step
+// through one; the tail and the length folded into a last word, finished by mix(). Loads are
+// memcpy'd, so alignment plays no part.
 uint64_t bytes_hash(const unsigned char *bytes, size_t length, uint64_t seed) {
     constexpr uint64_t k1 = 0x9e3779b97f4a7c15ULL, k2 = 0xc2b2ae3d27d4eb4fULL;
+    auto lane = [](uint64_t h, const unsigned char *at) {
+        uint64_t word;
+        memcpy(&word, at, 8);
+        h ^= word * k1;
+        return ((h << 31) | (h >> 33)) * k2;
+    };
     uint64_t h = seed ^ (length * k2);
     size_t i = 0;
-    for (; i + 8 <= length; i += 8) {
-        uint64_t word;
-        memcpy(&word, bytes + i, 8);
-        h ^= word * k1;
-        h = ((h << 31) | (h >> 33)) * k2;
+    if (length >= 32) {
+        uint64_t v[4] = {h, h + k1, h - k1, h ^ k2};
+        for (; i + 32 <= length; i += 32)
+            for (int l = 0; l < 4; l++)
+                v[l] = lane(v[l], bytes + i + 8 * l);
+        h = mix(v[0]) ^ (mix(v[1]) * 3) ^ (mix(v[2]) * 5) ^ (mix(v[3]) * 7);
     }
+    for (; i + 8 <= length; i += 8)
+        h = lane(h, bytes + i);
     uint64_t tail = 0;
     memcpy(&tail, bytes + i, length - i);
     h ^= (tail ^ length) * k1;
