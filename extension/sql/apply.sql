@@ -633,7 +633,7 @@ COMMENT ON COLUMN envsync.apply_requests.result IS 'Answer: per table id, insert
 COMMENT ON COLUMN envsync.apply_requests.requested_at IS 'When';
 COMMENT ON COLUMN envsync.apply_requests.requested_by IS 'The link role that asked';
 COMMENT ON COLUMN envsync.apply_requests.run_info IS
-    'The run as PROD records it (comparison_id, reverts, scheduled_by, change_ids), committed with its writes here';
+    'The run as PROD records it (comparison_id, reverts, scheduled_by, run_at, selection: the change ids as an int8multirange), committed with its writes here';
 
 CREATE OR REPLACE FUNCTION envsync.apply_request() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

@@ -78,9 +78,10 @@ $$;
 COMMENT ON FUNCTION envsync.logged_edits(text, regclass, pg_snapshot, pg_snapshot) IS
     'The users'' edits an environment logged for a table between two snapshots, one row per record';
 
--- Takes in the edits both sides of a pair logged for a table since its sync point, into the
--- records not known to be in sync, and moves the sync point to the given snapshots. Returns
--- whether the table had no sync point yet (the pair's first comparison of it).
+-- Takes in the edits both sides of a pair logged for a table since its sync point, into
+-- pg_temp.envsync_edits (made by the comparison; take_in_differences keeps those of the records
+-- that still differ), and moves the sync point to the given snapshots. Returns whether the table
+-- had no sync point yet (the pair's first comparison of it).
 CREATE OR REPLACE FUNCTION envsync.take_in_edits(env_a text, env_b text, tbl regclass, snap_a pg_snapshot,
                                                  snap_b pg_snapshot, at timestamptz) RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -94,25 +95,18 @@ BEGIN
     VALUES (env_a, env_b, id, snap_a, snap_b, at)
     ON CONFLICT ON CONSTRAINT sync_points_pkey DO UPDATE
        SET snapshot_a = EXCLUDED.snapshot_a, snapshot_b = EXCLUDED.snapshot_b, taken_at = EXCLUDED.taken_at;
-    INSERT INTO envsync.unsynced AS u (env_a, env_b, table_id, key, a_created, a_changed, a_deleted,
-                                       a_edited_at, b_created, b_changed, b_deleted, b_edited_at)
-    SELECT env_a, env_b, id, coalesce(a.key, b.key),
+    TRUNCATE pg_temp.envsync_edits;
+    INSERT INTO pg_temp.envsync_edits
+    SELECT coalesce(a.key, b.key),
            coalesce(a.created, false), coalesce(a.changed, false), coalesce(a.deleted, false), a.edited_at,
            coalesce(b.created, false), coalesce(b.changed, false), coalesce(b.deleted, false), b.edited_at
       FROM envsync.logged_edits(env_a, tbl, point.snapshot_a, snap_a) a
-      FULL JOIN envsync.logged_edits(env_b, tbl, point.snapshot_b, snap_b) b ON a.key = b.key
-    ON CONFLICT ON CONSTRAINT unsynced_pkey DO UPDATE
-       SET a_created = u.a_created OR EXCLUDED.a_created, a_changed = u.a_changed OR EXCLUDED.a_changed,
-           a_deleted = u.a_deleted OR EXCLUDED.a_deleted,
-           a_edited_at = greatest(u.a_edited_at, EXCLUDED.a_edited_at),
-           b_created = u.b_created OR EXCLUDED.b_created, b_changed = u.b_changed OR EXCLUDED.b_changed,
-           b_deleted = u.b_deleted OR EXCLUDED.b_deleted,
-           b_edited_at = greatest(u.b_edited_at, EXCLUDED.b_edited_at);
+      FULL JOIN envsync.logged_edits(env_b, tbl, point.snapshot_b, snap_b) b ON a.key = b.key;
     RETURN point IS NULL;
 END
 $$;
 COMMENT ON FUNCTION envsync.take_in_edits(text, text, regclass, pg_snapshot, pg_snapshot, timestamptz) IS
-    'Takes in the edits a pair logged for a table since its sync point and moves the sync point';
+    'Takes in the edits a pair logged for a table since its sync point (into pg_temp.envsync_edits) and moves the sync point';
 
 -- Forgets at most most (NULL: all) of the log entries of a table here (by its id here) that
 -- every given snapshot sees, oldest first; returns how many.

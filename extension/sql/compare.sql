@@ -149,13 +149,19 @@ BEGIN
             (SELECT e.extversion FROM pg_extension e WHERE e.extname = 'envsync'))
     RETURNING * INTO comparison;
 
-    -- The differing records of one table at a time. Made anew, never taken over: a relation
-    -- the caller left in its temporary schema is not to be trusted.
+    -- The edits taken in and the differing records of one table at a time. Made anew, never
+    -- taken over: a relation the caller left in its temporary schema is not to be trusted.
     IF to_regclass('pg_temp.envsync_diff') IS NOT NULL THEN
         DROP TABLE pg_temp.envsync_diff;
     END IF;
+    IF to_regclass('pg_temp.envsync_edits') IS NOT NULL THEN
+        DROP TABLE pg_temp.envsync_edits;
+    END IF;
     CREATE TEMP TABLE envsync_diff (key text[] PRIMARY KEY, source_hash bigint, target_hash bigint,
         changed_columns text[], source_row jsonb, target_row jsonb) ON COMMIT DROP;
+    CREATE TEMP TABLE envsync_edits (key text[] PRIMARY KEY, a_created boolean, a_changed boolean,
+        a_deleted boolean, a_edited_at timestamptz, b_created boolean, b_changed boolean,
+        b_deleted boolean, b_edited_at timestamptz) ON COMMIT DROP;
     FOR t IN SELECT mt.module, tt.relid, row_number() OVER (ORDER BY mt.module, mt.position) AS step,
                     count(*) OVER () AS steps
                FROM envsync.module_tables mt JOIN envsync.tracked_tables tt USING (table_id)
@@ -165,7 +171,7 @@ BEGIN
                                                            'module', t.module));
         any_full := envsync.compare_table(comparison, t.module, t.relid, full_compare) OR any_full;
     END LOOP;
-    DROP TABLE pg_temp.envsync_diff;
+    DROP TABLE pg_temp.envsync_diff, pg_temp.envsync_edits;
     UPDATE envsync.compare_runs r SET full_compare = any_full, finished_at = clock_timestamp() WHERE r.id = comparison.id;
     PERFORM envsync.announce_comparison(comparison.id);
     RETURN comparison.id;

@@ -1,7 +1,7 @@
 -- Comparison intake: what enters a comparison for one table. The edits both sides logged are
 -- taken in first (change_log.sql); then the records that differ are read (diff_table,
 -- table_diff.cpp): all rows in a full read, else only the candidates, the records not known to
--- be in sync. Those found alike are in sync again. The differences are left in
+-- be in sync and those just edited. Those found alike are in sync again. The differences are left in
 -- pg_temp.envsync_diff for the classification (classification.sql).
 
 CREATE OR REPLACE FUNCTION envsync.diff_table(source text, target text, tbl regclass, keys text[] DEFAULT NULL)
@@ -36,8 +36,10 @@ $$;
 COMMENT ON FUNCTION envsync.check_same_table(text, text, regclass) IS
     'Refuses to compare a table that now differs between the two environments, naming the column';
 
--- The differing records of a table, read in full or among the candidates, into
--- pg_temp.envsync_diff (made by the comparison); the pair's bookkeeping follows them.
+-- The differing records of a table, read in full or among the candidates (the records not known
+-- to be in sync and those the edits just taken in name), into pg_temp.envsync_diff (made by the
+-- comparison); the pair's bookkeeping follows them. Only the edits of records that still differ
+-- enter envsync.unsynced: a burst of writes leaves no trail of rows there.
 CREATE OR REPLACE FUNCTION envsync.take_in_differences(source text, target text, tbl regclass, full_read boolean)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -50,7 +52,9 @@ BEGIN
     TRUNCATE pg_temp.envsync_diff;
     IF NOT full_read THEN
         candidates := ARRAY(SELECT u.key::text FROM envsync.unsynced u
-                             WHERE u.env_a = pair_a AND u.env_b = pair_b AND u.table_id = id);
+                             WHERE u.env_a = pair_a AND u.env_b = pair_b AND u.table_id = id
+                            UNION
+                            SELECT e.key::text FROM pg_temp.envsync_edits e);
     END IF;
     INSERT INTO pg_temp.envsync_diff (key, source_hash, target_hash, changed_columns, source_row, target_row)
     SELECT d.key, d.source_hash, d.target_hash, d.changed_columns, d.source_row, d.target_row
@@ -59,6 +63,19 @@ BEGIN
     DELETE FROM envsync.unsynced u
      WHERE u.env_a = pair_a AND u.env_b = pair_b AND u.table_id = id
        AND NOT EXISTS (SELECT FROM pg_temp.envsync_diff d WHERE d.key = u.key);
+    INSERT INTO envsync.unsynced AS u (env_a, env_b, table_id, key, a_created, a_changed, a_deleted,
+                                       a_edited_at, b_created, b_changed, b_deleted, b_edited_at)
+    SELECT pair_a, pair_b, id, e.key, e.a_created, e.a_changed, e.a_deleted, e.a_edited_at,
+           e.b_created, e.b_changed, e.b_deleted, e.b_edited_at
+      FROM pg_temp.envsync_edits e
+     WHERE EXISTS (SELECT FROM pg_temp.envsync_diff d WHERE d.key = e.key)
+    ON CONFLICT ON CONSTRAINT unsynced_pkey DO UPDATE
+       SET a_created = u.a_created OR EXCLUDED.a_created, a_changed = u.a_changed OR EXCLUDED.a_changed,
+           a_deleted = u.a_deleted OR EXCLUDED.a_deleted,
+           a_edited_at = greatest(u.a_edited_at, EXCLUDED.a_edited_at),
+           b_created = u.b_created OR EXCLUDED.b_created, b_changed = u.b_changed OR EXCLUDED.b_changed,
+           b_deleted = u.b_deleted OR EXCLUDED.b_deleted,
+           b_edited_at = greatest(u.b_edited_at, EXCLUDED.b_edited_at);
     IF full_read THEN   -- differences nobody logged (they predate tracking) join the candidates
         INSERT INTO envsync.unsynced (env_a, env_b, table_id, key)
         SELECT pair_a, pair_b, id, d.key FROM pg_temp.envsync_diff d

@@ -67,7 +67,6 @@ CREATE TABLE IF NOT EXISTS envsync.run_selection (
     change_id bigint NOT NULL,
     PRIMARY KEY (sync_id, change_id)
 );
-CREATE INDEX IF NOT EXISTS run_selection_change ON envsync.run_selection (change_id);
 COMMENT ON TABLE envsync.run_selection IS 'The changes each synchronization wrote: its comparison''s selection, frozen when it started';
 COMMENT ON COLUMN envsync.run_selection.sync_id IS 'The synchronization';
 COMMENT ON COLUMN envsync.run_selection.change_id IS 'A change it wrote';
@@ -264,8 +263,9 @@ BEGIN
        INTO result USING sync_id, target.name, NOT s.test_import,
             jsonb_build_object('comparison_id', s.comparison_id, 'reverts', s.reverts, 'scheduled_by', s.scheduled_by,
                                'run_at', s.run_at,
-                               'change_ids', ARRAY(SELECT sel.change_id FROM envsync.run_selection sel
-                                                    WHERE sel.sync_id = coalesce(s.reverts, s.id) ORDER BY 1));
+                               -- as ranges of ids: a selection is mostly runs of consecutive changes
+                               'selection', (SELECT range_agg(int8range(sel.change_id, sel.change_id + 1))::text
+                                               FROM envsync.run_selection sel WHERE sel.sync_id = coalesce(s.reverts, s.id)));
     RETURN result;
 END
 $$;
@@ -479,8 +479,8 @@ BEGIN
         IF reverted IS NULL THEN
             INSERT INTO envsync.run_selection (sync_id, change_id)
             SELECT r.run, cc.change_id
-              FROM jsonb_array_elements_text(r.run_info -> 'change_ids') x
-              JOIN envsync.compare_changes cc ON cc.change_id = x::bigint AND cc.comparison_id = c.id
+              FROM envsync.compare_changes cc
+             WHERE cc.comparison_id = c.id AND cc.change_id <@ (r.run_info ->> 'selection')::int8multirange
             ON CONFLICT DO NOTHING;
         END IF;
         PERFORM envsync.keep_in_sync(r.run);

@@ -171,8 +171,8 @@ BEGIN
     DELETE FROM pg_temp.envsync_superseded x
      WHERE x.finished_at >= now() - envsync.keep_history()
         OR x.synchronized AND x.finished_at >= now() - envsync.keep_before_images();
-    DELETE FROM envsync.run_selection sel USING envsync.compare_changes cc, pg_temp.envsync_superseded x
-     WHERE sel.change_id = cc.change_id AND cc.comparison_id = x.id;
+    DELETE FROM envsync.run_selection sel USING envsync.sync_runs s, pg_temp.envsync_superseded x
+     WHERE sel.sync_id = s.id AND s.comparison_id = x.id;
     DELETE FROM envsync.compare_changes cc USING pg_temp.envsync_superseded x WHERE cc.comparison_id = x.id;
     DROP TABLE pg_temp.envsync_superseded;
     DELETE FROM envsync.outbox o
