@@ -144,7 +144,7 @@ COMMENT ON COLUMN envsync.row_buckets.table_id IS 'The table''s id here';
 COMMENT ON COLUMN envsync.row_buckets.bits IS 'How many bits make the bucket (0 to 62): of the key''s hash, or the range of keys';
 COMMENT ON COLUMN envsync.row_buckets.bucket IS 'The bucket';
 COMMENT ON COLUMN envsync.row_buckets.n IS 'How many synced rows it holds';
-COMMENT ON COLUMN envsync.row_buckets.digest IS 'The XOR of their content hashes';
+COMMENT ON COLUMN envsync.row_buckets.digest IS 'The XOR of their hashes (of their stored values for a range key, else their content hashes)';
 
 -- What another environment reads then: the keys and hashes of the buckets that differ, asked by
 -- inserting the table's id and the buckets, answered in the returned row. Nothing is stored.

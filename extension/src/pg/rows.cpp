@@ -217,64 +217,68 @@ CacheMemory &CacheMemory::operator=(CacheMemory &&other) noexcept {
     return *this;
 }
 
-uint64_t row_hash(const std::vector<ColumnReader> &columns, const Datum *values, const bool *nulls) {
-    return pg_call([&] {
-        uint64_t hash = 0;
-        for (size_t i = 0; i < columns.size(); i++) {
-            const ColumnReader &column = columns[i];
-            if (column.dropped)
-                continue;
-            uint64_t seed = column.name_seed;
-            uint64_t value_hash;
-            if (nulls[i]) {
-                value_hash = seed ^ null_marker;
-            } else if (column.hash_fn) {
-                value_hash = DatumGetUInt64(FunctionCall2Coll(column.hash_fn, column.collation, values[i],
-                                                              UInt64GetDatum(seed)));
-            } else {
-                char *text = text_form(column.output, values[i]);
-                value_hash = hash_bytes_extended(reinterpret_cast<const unsigned char *>(text), strlen(text), seed);
-                pfree(text);
-            }
-            hash += mix(value_hash ^ seed);  // a sum: the order of the columns plays no part
-        }
-        return hash;
-    });
-}
+namespace {
 
-namespace unguarded {
-
-uint64_t stored_hash(const std::vector<ColumnReader> &columns, const Datum *values, const bool *nulls) {
+// A row's hash: the sum, column by column, of each value's hash seeded by the column's name
+// (the order of the columns plays no part); value_hash(column, value, seed) hashes a value
+// that is not NULL.
+template <typename ValueHash>
+uint64_t sum_of_columns(const std::vector<ColumnReader> &columns, const Datum *values, const bool *nulls,
+                        ValueHash value_hash) {
     uint64_t hash = 0;
     for (size_t i = 0; i < columns.size(); i++) {
         const ColumnReader &column = columns[i];
         if (column.dropped)
             continue;
         uint64_t seed = column.name_seed;
-        uint64_t value_hash;
-        if (nulls[i]) {
-            value_hash = seed ^ null_marker;
-        } else if (!column.hash_fn) {  // not one of PostgreSQL's own types: as row_hash does
-            char *text = text_form(column.output, values[i]);
-            value_hash = bytes_hash(reinterpret_cast<const unsigned char *>(text), strlen(text), seed);
-            pfree(text);
-        } else if (column.typbyval) {
-            value_hash = mix(static_cast<uint64_t>(values[i]) + seed);
-        } else if (column.typlen > 0) {
-            value_hash = bytes_hash(reinterpret_cast<const unsigned char *>(DatumGetPointer(values[i])),
-                                             column.typlen, seed);
-        } else if (column.typlen == -1) {
-            // the value itself, whatever its compression or storage on either server
-            struct varlena *value = pg_detoast_datum_packed(reinterpret_cast<struct varlena *>(DatumGetPointer(values[i])));
-            value_hash = bytes_hash(reinterpret_cast<const unsigned char *>(VARDATA_ANY(value)),
-                                             VARSIZE_ANY_EXHDR(value), seed);
-        } else {
-            const char *text = DatumGetCString(values[i]);
-            value_hash = bytes_hash(reinterpret_cast<const unsigned char *>(text), strlen(text), seed);
-        }
-        hash += mix(value_hash ^ seed);
+        uint64_t h = nulls[i] ? seed ^ null_marker : value_hash(column, values[i], seed);
+        hash += mix(h ^ seed);
     }
     return hash;
+}
+
+uint64_t text_hash(const ColumnReader &column, Datum value, uint64_t seed,
+                   uint64_t (*bytes)(const unsigned char *, size_t, uint64_t)) {
+    char *text = text_form(column.output, value);
+    uint64_t h = bytes(reinterpret_cast<const unsigned char *>(text), strlen(text), seed);
+    pfree(text);
+    return h;
+}
+
+uint64_t hash_bytes_seeded(const unsigned char *bytes, size_t length, uint64_t seed) {
+    return hash_bytes_extended(bytes, static_cast<int>(length), seed);
+}
+
+}  // namespace
+
+uint64_t row_hash(const std::vector<ColumnReader> &columns, const Datum *values, const bool *nulls) {
+    return pg_call([&] {
+        return sum_of_columns(columns, values, nulls, [](const ColumnReader &column, Datum value, uint64_t seed) {
+            if (column.hash_fn)
+                return DatumGetUInt64(FunctionCall2Coll(column.hash_fn, column.collation, value, UInt64GetDatum(seed)));
+            return text_hash(column, value, seed, hash_bytes_seeded);
+        });
+    });
+}
+
+namespace unguarded {
+
+uint64_t stored_hash(const std::vector<ColumnReader> &columns, const Datum *values, const bool *nulls) {
+    return sum_of_columns(columns, values, nulls, [](const ColumnReader &column, Datum value, uint64_t seed) {
+        if (!column.hash_fn)  // not one of PostgreSQL's own types: its text, as row_hash does
+            return text_hash(column, value, seed, bytes_hash);
+        if (column.typbyval)
+            return mix(static_cast<uint64_t>(value) + seed);
+        if (column.typlen > 0)
+            return bytes_hash(reinterpret_cast<const unsigned char *>(DatumGetPointer(value)), column.typlen, seed);
+        if (column.typlen == -1) {
+            // the value itself, whatever its compression or storage on either server
+            struct varlena *stored = pg_detoast_datum_packed(reinterpret_cast<struct varlena *>(DatumGetPointer(value)));
+            return bytes_hash(reinterpret_cast<const unsigned char *>(VARDATA_ANY(stored)), VARSIZE_ANY_EXHDR(stored), seed);
+        }
+        const char *text = DatumGetCString(value);
+        return bytes_hash(reinterpret_cast<const unsigned char *>(text), strlen(text), seed);
+    });
 }
 
 }  // namespace unguarded
