@@ -25,13 +25,13 @@ SELECT function FROM envsync_functions
  ORDER BY function::text;
 
 -- Nothing is executable by PUBLIC (an ACL of NULL means the default, which lets PUBLIC execute),
--- but the content hash and the JSON form of a row and a key value's text: pure functions, called by the reads
+-- but the content and stored hashes and the JSON form of a row and a key value's text: pure functions, called by the reads
 -- and writes envsync makes as the owners of the tables.
 SELECT function FROM envsync_functions
  WHERE (proacl IS NULL OR EXISTS (SELECT FROM aclexplode(proacl) a
                                    WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE'))
    AND function NOT IN ('envsync.row_hash(record)'::regprocedure, 'envsync.row_json(record)'::regprocedure,
-                        'envsync.key_text(anyelement)'::regprocedure)
+                        'envsync.stored_hash(record)'::regprocedure, 'envsync.key_text(anyelement)'::regprocedure)
  ORDER BY function::text;
 
 -- Operators may call exactly the operations of the product, nothing internal.

@@ -10,7 +10,7 @@ BEGIN
 END
 $$;
 -- Functions are executable by PUBLIC unless revoked: every function of envsync is revoked here,
--- but the content hash, the JSON form of a row and a key value's text, pure functions that the
+-- but the content and stored hashes, the JSON form of a row and a key value's text, pure functions that the
 -- reads and writes envsync makes as a table's owner call. What operators and link roles may call is
 -- granted to them by name.
 DO $$
@@ -21,7 +21,8 @@ BEGIN
               WHERE d.classid = 'pg_proc'::regclass AND d.deptype = 'e'
                 AND d.refclassid = 'pg_extension'::regclass
                 AND d.refobjid = (SELECT e.oid FROM pg_extension e WHERE e.extname = 'envsync')
-                AND d.objid NOT IN ('envsync.row_hash(record)'::regprocedure, 'envsync.row_json(record)'::regprocedure,
+                AND d.objid NOT IN ('envsync.row_hash(record)'::regprocedure, 'envsync.stored_hash(record)'::regprocedure,
+                                    'envsync.row_json(record)'::regprocedure,
                                     'envsync.key_text(anyelement)'::regprocedure) LOOP
         EXECUTE format('REVOKE EXECUTE ON ROUTINE %s FROM PUBLIC', f);
     END LOOP;

@@ -8,6 +8,14 @@ CREATE OR REPLACE FUNCTION envsync.row_hash(record) RETURNS bigint
 COMMENT ON FUNCTION envsync.row_hash(record) IS
     'Content hash of a row by column names, types and values: equal rows (by PostgreSQL equality) hash alike, whatever the column order or the session settings';
 
+-- The same row's hash by its stored values: cheaper, and equal for equal content, but content
+-- row_hash finds equal may still hash apart (1.5 and 1.50). What tells two rows apart only for a
+-- closer look (the full comparison's second step) uses it.
+CREATE OR REPLACE FUNCTION envsync.stored_hash(record) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'envsync_stored_hash' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION envsync.stored_hash(record) IS
+    'Hash of a row by its stored values (PostgreSQL''s own types) and text forms (other types): equal rows stored alike hash alike, whatever the column order, compression or session settings';
+
 CREATE OR REPLACE FUNCTION envsync.row_json(record) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'envsync_row_json' LANGUAGE C STRICT STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION envsync.row_json(record) IS

@@ -7,7 +7,7 @@
 -- content hash of every synced row), 'rows' (key text[], hash and the row as JSON, of the rows
 -- whose key texts are in $1; all rows when $1 is NULL), 'buckets' (per bucket of keys, its
 -- number of rows and the XOR of their hashes; $1 bits make the bucket) or 'bucket hashes' (key
--- text and hash of the rows in the buckets $2, of $1 bits). A key of one integer column is
+-- text and stored hash of the rows in the buckets $2, of $1 bits). A key of one integer column is
 -- bucketed by range (the key shifted right by $1 bits), so that the rows of a bucket are read
 -- through the primary key; another key by $1 bits of its columns' texts hashed bytewise
 -- (COLLATE "C"), so that both servers put a key in the same bucket. Rows outside the row filter
@@ -48,15 +48,16 @@ BEGIN
     query := CASE what
         -- OFFSET 0: the aggregate gets (bucket, hash) only, in a hash table, instead of sorting whole rows
         WHEN 'buckets' THEN format('SELECT b.bucket, count(*) AS n, bit_xor(b.hash) AS digest '
-                                   'FROM (SELECT %s AS bucket, envsync.row_hash(t) AS hash FROM %s t WHERE true%s OFFSET 0) b '
+                                   'FROM (SELECT %s AS bucket, envsync.stored_hash(t) AS hash FROM %s t WHERE true%s OFFSET 0) b '
                                    'GROUP BY b.bucket', bucket, t.relid, filter)
-        -- a range of the primary key a bucket
+        -- a range of the primary key a bucket. Stored hashes: a bucket or a key whose hashes
+        -- differ is only read closer, and its records compared by their content hashes, next.
         WHEN 'bucket hashes' THEN CASE WHEN by_range IS NOT NULL THEN format(
-            'SELECT %s AS key, envsync.row_hash(t) AS hash FROM pg_catalog.unnest($2::bigint[]) AS b(bucket) '
+            'SELECT %s AS key, envsync.stored_hash(t) AS hash FROM pg_catalog.unnest($2::bigint[]) AS b(bucket) '
             'JOIN %s t ON t.%I BETWEEN b.bucket << $1 AND (b.bucket << $1) + ((1::bigint << $1) - 1) WHERE true%s',
             k.key_text, t.relid, by_range, filter)
         -- IN (SELECT unnest): a hash lookup per row, not a search through the array
-        ELSE format('SELECT %s AS key, envsync.row_hash(t) AS hash FROM %s t '
+        ELSE format('SELECT %s AS key, envsync.stored_hash(t) AS hash FROM %s t '
                                          'WHERE %s IN (SELECT pg_catalog.unnest($2::bigint[]))%s',
                                          k.key_text, t.relid, bucket, filter) END
         WHEN 'hashes' THEN format('SELECT %s AS key, envsync.row_hash(t) AS hash FROM %s t WHERE true%s',
@@ -130,7 +131,7 @@ CREATE OR REPLACE FUNCTION envsync.table_bucket_hashes(table_id integer, bits in
 RETURNS TABLE (key text, hash bigint)
     AS 'MODULE_PATHNAME', 'envsync_table_bucket_hashes' LANGUAGE C STRICT;
 COMMENT ON FUNCTION envsync.table_bucket_hashes(integer, integer, bigint[]) IS
-    'Key and content hash of the synced rows of a tracked table in the given buckets of keys, read as the table''s owner';
+    'Key and stored hash (envsync.stored_hash) of the synced rows of a tracked table in the given buckets of keys, read as the table''s owner';
 
 -- What another environment reads first in a full comparison: the summary of each bucket of keys,
 -- computed here while it computes its own; only the buckets that differ are read further. A query
@@ -144,7 +145,7 @@ COMMENT ON COLUMN envsync.row_buckets.table_id IS 'The table''s id here';
 COMMENT ON COLUMN envsync.row_buckets.bits IS 'How many bits make the bucket (0 to 62): of the key''s hash, or the range of keys';
 COMMENT ON COLUMN envsync.row_buckets.bucket IS 'The bucket';
 COMMENT ON COLUMN envsync.row_buckets.n IS 'How many synced rows it holds';
-COMMENT ON COLUMN envsync.row_buckets.digest IS 'The XOR of their hashes (of their stored values for a range key, else their content hashes)';
+COMMENT ON COLUMN envsync.row_buckets.digest IS 'The XOR of their stored hashes (envsync.stored_hash)';
 
 -- What another environment reads then: the keys and hashes of the buckets that differ, asked by
 -- inserting the table's id and the buckets, answered in the returned row. Nothing is stored.
@@ -157,7 +158,7 @@ COMMENT ON COLUMN envsync.bucket_requests.table_id IS 'The table''s id here';
 COMMENT ON COLUMN envsync.bucket_requests.bits IS 'How many bits make the bucket';
 COMMENT ON COLUMN envsync.bucket_requests.buckets IS 'The buckets wanted';
 COMMENT ON COLUMN envsync.bucket_requests.keys IS 'Answer: the keys of their rows (text of the text[] form)';
-COMMENT ON COLUMN envsync.bucket_requests.hashes IS 'Answer: the content hashes of the same rows, in the same order';
+COMMENT ON COLUMN envsync.bucket_requests.hashes IS 'Answer: the stored hashes (envsync.stored_hash) of the same rows, in the same order';
 
 CREATE OR REPLACE FUNCTION envsync.bucket_request() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

@@ -7,7 +7,7 @@
 //       per bucket of keys (a range of keys, or bits of the key's hash), its rows and the XOR of
 //       their hashes; for a range key summed straight from the table
 //   envsync.table_bucket_hashes(table_id integer, bits integer, buckets bigint[]) -> (key text, hash bigint)
-//       the key and hash of every row in these buckets (the full comparison's second step)
+//       the key and stored hash of every row in these buckets (the full comparison's second step)
 //
 // Planning a query over a table evaluates the constant parts of its index expressions, and
 // reading it may run its row security policies: the shop's code. So the query runs as the

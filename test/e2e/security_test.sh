@@ -147,8 +147,8 @@ is "$(prod -c "SELECT string_agg(p.oid::regprocedure::text, ' ' ORDER BY p.oid::
                  FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
                  JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'envsync'
                 WHERE has_function_privilege('$(sed "s/'/''/g" <<<"$op")', p.oid, 'EXECUTE')")" \
-   "envsync.keep_before_images() envsync.key_text(anyelement) envsync.row_hash(record) envsync.row_json(record) sync_apply(bigint,boolean) sync_cancel(bigint) sync_compare(text,text,text[],text,jsonb,boolean) sync_revert(bigint) sync_schedule(bigint,timestamp with time zone,boolean) sync_scope_choices(text,text) sync_select(bigint,boolean,bigint[],text,text)" \
-   "of all envsync's routines, an operator may execute only the entry points and four harmless ones"
+   "envsync.keep_before_images() envsync.key_text(anyelement) envsync.row_hash(record) envsync.row_json(record) envsync.stored_hash(record) sync_apply(bigint,boolean) sync_cancel(bigint) sync_compare(text,text,text[],text,jsonb,boolean) sync_revert(bigint) sync_schedule(bigint,timestamp with time zone,boolean) sync_scope_choices(text,text) sync_select(bigint,boolean,bigint[],text,text)" \
+   "of all envsync's routines, an operator may execute only the entry points and five harmless ones"
 denied "and the scheduler's procedure" "$(as prod "$op" -c "CALL envsync.run_due_syncs()")"
 denied "an operator cannot attach the tracking trigger to a table of hers" \
        "$(as prod "$op" -c "CREATE TEMP TABLE mine (id integer PRIMARY KEY)" \

@@ -50,6 +50,8 @@ private:
 
 // The row functions below run inside one pg_call() each (the callers are per-row loops).
 uint64_t row_hash(const std::vector<ColumnReader> &columns, const Datum *values, const bool *nulls);
+// unguarded::stored_hash below, inside pg_call().
+uint64_t stored_hash(const std::vector<ColumnReader> &columns, const Datum *values, const bool *nulls);
 Datum row_json(const std::vector<ColumnReader> &columns, TupleDesc desc, const Datum *values, const bool *nulls);
 // The key as text[]: each key column's text form.
 Datum row_key(const std::vector<ColumnReader> &columns, const std::vector<AttrNumber> &key,
