@@ -6,13 +6,14 @@
 -- Who may read which table, as whom, and the query. what: 'hashes' (the key's text and the
 -- content hash of every synced row), 'rows' (key text[], hash and the row as JSON, of the rows
 -- whose key texts are in $1; all rows when $1 is NULL), 'buckets' (per bucket of keys, its
--- number of rows and the XOR of their hashes; $1 bits make the bucket) or 'bucket hashes' (key
--- text and stored hash of the rows in the buckets $2, of $1 bits). A key of one integer column is
--- bucketed by range (the key shifted right by $1 bits), so that the rows of a bucket are read
--- through the primary key; another key by $1 bits of its columns' texts hashed bytewise
--- (COLLATE "C"), so that both servers put a key in the same bucket. Rows outside the row filter
--- are not read. Also what the summaries read without a query need (table_read.cpp): the table,
--- its range key column (NULL for other keys) and its row filter.
+-- number of rows and the XOR of their stored hashes; $1 bits make the bucket) or 'bucket
+-- hashes' (key text and stored hash of the rows in the buckets $2, of $1 bits). A key of one
+-- integer column is bucketed by range (the key shifted right by $1 bits): its summaries are
+-- read without a query (table_read.cpp), the rows of a bucket through the primary key, and the
+-- query is NULL; another key by $1 bits of its columns' texts hashed bytewise (COLLATE "C"), so
+-- that both servers put a key in the same bucket. Rows outside the row filter are not read.
+-- Also what the reads without a query need: the table, its range key column (NULL for other
+-- keys) and its row filter.
 CREATE OR REPLACE FUNCTION envsync.readable_table(table_id integer, what text, OUT owner oid, OUT query text,
                                                   OUT relid regclass, OUT range_column name,
                                                   OUT filter_column name, OUT filter_pattern text)
@@ -39,31 +40,27 @@ BEGIN
     range_column := by_range;
     filter_column := t.filter_column;
     filter_pattern := t.filter_pattern;
-    -- else the key columns' texts hashed one by one (cheaper than the text of the key's array)
-    SELECT CASE WHEN by_range IS NOT NULL THEN format('(t.%I::bigint >> $1)', by_range)
-                ELSE format('((%s) & ((1::bigint << $1) - 1))',
-                            string_agg(format('hashtextextended(t.%I::text COLLATE "C", %s)', kc.attname, kc.ord),
-                                       ' # ' ORDER BY kc.ord)) END
+    -- the key columns' texts hashed one by one (cheaper than the text of the key's array)
+    SELECT format('((%s) & ((1::bigint << $1) - 1))',
+                  string_agg(format('hashtextextended(t.%I::text COLLATE "C", %s)', kc.attname, kc.ord),
+                             ' # ' ORDER BY kc.ord))
       INTO bucket FROM envsync.key_columns(t.relid) kc;
-    query := CASE what
+    -- Stored hashes: a bucket or a key whose hashes differ is only read closer, and its records
+    -- compared by their content hashes, next.
+    query := CASE
+        WHEN what IN ('buckets', 'bucket hashes') AND by_range IS NOT NULL THEN NULL
         -- OFFSET 0: the aggregate gets (bucket, hash) only, in a hash table, instead of sorting whole rows
-        WHEN 'buckets' THEN format('SELECT b.bucket, count(*) AS n, bit_xor(b.hash) AS digest '
-                                   'FROM (SELECT %s AS bucket, envsync.stored_hash(t) AS hash FROM %s t WHERE true%s OFFSET 0) b '
-                                   'GROUP BY b.bucket', bucket, t.relid, filter)
-        -- a range of the primary key a bucket. Stored hashes: a bucket or a key whose hashes
-        -- differ is only read closer, and its records compared by their content hashes, next.
-        WHEN 'bucket hashes' THEN CASE WHEN by_range IS NOT NULL THEN format(
-            'SELECT %s AS key, envsync.stored_hash(t) AS hash FROM pg_catalog.unnest($2::bigint[]) AS b(bucket) '
-            'JOIN %s t ON t.%I BETWEEN b.bucket << $1 AND (b.bucket << $1) + ((1::bigint << $1) - 1) WHERE true%s',
-            k.key_text, t.relid, by_range, filter)
+        WHEN what = 'buckets' THEN format('SELECT b.bucket, count(*) AS n, bit_xor(b.hash) AS digest '
+                                          'FROM (SELECT %s AS bucket, envsync.stored_hash(t) AS hash FROM %s t WHERE true%s OFFSET 0) b '
+                                          'GROUP BY b.bucket', bucket, t.relid, filter)
         -- IN (SELECT unnest): a hash lookup per row, not a search through the array
-        ELSE format('SELECT %s AS key, envsync.stored_hash(t) AS hash FROM %s t '
-                                         'WHERE %s IN (SELECT pg_catalog.unnest($2::bigint[]))%s',
-                                         k.key_text, t.relid, bucket, filter) END
-        WHEN 'hashes' THEN format('SELECT %s AS key, envsync.row_hash(t) AS hash FROM %s t WHERE true%s',
-                                  k.key_text, t.relid, filter)
-        WHEN 'rows' THEN format('SELECT %s AS key, envsync.row_hash(t) AS hash, envsync.row_json(t) AS row '
-                                'FROM %s t WHERE ($1 IS NULL OR %s)%s', k.key_array, t.relid, k.key_match, filter) END;
+        WHEN what = 'bucket hashes' THEN format('SELECT %s AS key, envsync.stored_hash(t) AS hash FROM %s t '
+                                                'WHERE %s IN (SELECT pg_catalog.unnest($2::bigint[]))%s',
+                                                k.key_text, t.relid, bucket, filter)
+        WHEN what = 'hashes' THEN format('SELECT %s AS key, envsync.row_hash(t) AS hash FROM %s t WHERE true%s',
+                                         k.key_text, t.relid, filter)
+        WHEN what = 'rows' THEN format('SELECT %s AS key, envsync.row_hash(t) AS hash, envsync.row_json(t) AS row '
+                                       'FROM %s t WHERE ($1 IS NULL OR %s)%s', k.key_array, t.relid, k.key_match, filter) END;
 END
 $$;
 COMMENT ON FUNCTION envsync.readable_table(integer, text) IS

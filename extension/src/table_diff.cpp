@@ -17,6 +17,8 @@
 
 #include <algorithm>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "pg/results.hpp"
@@ -136,10 +138,42 @@ Datum table_columns(Datum table) {
     return pg::transfer(0, 1, &isnull);  // out of SPI's memory, which goes with the next statement
 }
 
+// The keys of given buckets whose stored hashes differ between the sides, or that one side
+// lacks: each side's keys and hashes read whole (a group of buckets at most), matched here.
+std::vector<std::string> differing_keys(const Side &source, const Side &target, Datum bits, Datum buckets) {
+    std::unordered_map<std::string, int64> source_hashes;
+    // Not read-only: another environment is asked by inserting a request there.
+    uint64_t n = pg::execute(fmt::format("SELECT key, hash FROM {} AS s", source.bucket_hashes_from),
+                             pg::Params().add(INT4OID, bits).add(INT8ARRAYOID, buckets), false);
+    source_hashes.reserve(n);
+    for (uint64_t r = 0; r < n; r++)
+        source_hashes.emplace(pg::text_value(r, 1), DatumGetInt64(pg::value(r, 2)));
+    pg::free_rows();
+    n = pg::execute(fmt::format("SELECT key, hash FROM {} AS d", target.bucket_hashes_from),
+                    pg::Params().add(INT4OID, bits).add(INT8ARRAYOID, buckets), false);
+    std::vector<std::string> keys;
+    for (uint64_t r = 0; r < n; r++) {
+        std::string key = pg::text_value(r, 1);
+        auto found = source_hashes.find(key);
+        if (found == source_hashes.end()) {
+            keys.push_back(std::move(key));
+            continue;
+        }
+        if (found->second != DatumGetInt64(pg::value(r, 2)))
+            keys.push_back(std::move(key));
+        source_hashes.erase(found);
+    }
+    pg::free_rows();
+    for (auto &[key, hash] : source_hashes)
+        keys.push_back(key);
+    return keys;
+}
+
 // The full comparison. First both servers sum up their rows per bucket at once (the other
 // side's scan is asynchronous) and the buckets whose summaries differ are kept; then the keys
 // and hashes of those buckets only are read from each side, and a key seen once, or with two
-// hashes, differs. Both aggregates spill to disk past work_mem.
+// hashes, differs. The summaries' aggregate spills to disk past work_mem; the keys of a group
+// of buckets are matched in memory.
 void diff_all(DiffRun &run, const Side &source, const Side &target, Datum table) {
     pg::execute("SELECT envsync.bucket_bits($1)", pg::Params().add(REGCLASSOID, table), true);
     Datum bits = pg::value(0, 1);
@@ -158,26 +192,17 @@ void diff_all(DiffRun &run, const Side &source, const Side &target, Datum table)
     for (uint64_t g = 0; g < groups; g++)
         bucket_groups[g] = pg::value(g, 1);
     SPITupleTable *kept = pg::keep_rows();  // the groups live there
-    std::string candidates = fmt::format(
-        "SELECT key FROM (SELECT key, hash FROM {} AS s UNION ALL SELECT key, hash FROM {} AS d) both_sides "
-        " GROUP BY key HAVING count(*) = 1 OR min(hash) <> max(hash)",
-        source.bucket_hashes_from, target.bucket_hashes_from);
-    std::vector<Datum> keys(batch_size);
+    std::vector<Datum> keys;
     for (Datum buckets : bucket_groups) {
-        // Not read-only: another environment is asked by inserting a request there.
-        Portal cursor = pg::open("envsync_diff_candidates", candidates,
-                                 pg::Params().add(INT4OID, bits).add(INT8ARRAYOID, buckets), false);
-        for (;;) {
-            uint64_t n = pg::fetch(cursor, batch_size);
-            if (n == 0)
-                break;
-            for (uint64_t i = 0; i < n; i++)
-                keys[i] = pg::value(i, 1);
-            SPITupleTable *fetched = pg::keep_rows();  // the keys live there
+        std::vector<std::string> differing = differing_keys(source, target, bits, buckets);
+        for (size_t start = 0; start < differing.size(); start += batch_size) {
+            size_t n = std::min<size_t>(batch_size, differing.size() - start);
+            keys.clear();
+            for (size_t i = 0; i < n; i++)
+                keys.push_back(pg::text_datum(differing[start + i].c_str()));
             diff_batch(run, keys.data(), static_cast<int>(n));
-            pg::free_rows(fetched);
+            pg::free_texts(keys.data(), n);
         }
-        pg::close(cursor);
     }
     pg::free_rows(kept);
 }

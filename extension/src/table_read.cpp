@@ -15,8 +15,12 @@
 // is an error, never evaluated). What is read and who may read it is decided by
 // envsync.readable_table(), which also builds the query; rows outside a table's row filter are
 // never read.
+#include <fmt/format.h>
+
 #include <string>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "pg/owner.hpp"
 #include "pg/results.hpp"
@@ -105,6 +109,46 @@ void sum_range_buckets(FunctionCallInfo fcinfo, const ReadPlan &plan, int32 bits
     }
 }
 
+// The keys and stored hashes of the rows in given buckets of a table whose key is one integer
+// column, through its primary key (pg/scan.hpp): the same hash its bucket summaries sum up.
+void hash_range_buckets(FunctionCallInfo fcinfo, const ReadPlan &plan, int32 bits, const std::vector<int64> &buckets) {
+    ReturnSetInfo *result = pg::materialized_result(fcinfo);
+    const uint64_t width = (uint64_t(1) << bits) - 1;
+    std::vector<pg::KeyRange> ranges;
+    ranges.reserve(buckets.size());
+    for (int64 bucket : buckets) {
+        // unsigned: a bucket no key falls in reads nothing, and cannot overflow
+        uint64_t low = uint64_t(bucket) << bits;
+        ranges.push_back(pg::KeyRange{int64(low), int64(low + width)});
+    }
+    std::vector<std::pair<int64, uint64_t>> rows;
+    const RowShape *shape = nullptr;
+    int key = 0;
+    int16 key_length = 0;
+    pg::as_owner(plan.owner, true, [&] {
+        pg::scan_key_ranges(
+            plan.relid, plan.filter, std::move(ranges),
+            [&](TupleDesc desc) {
+                shape = &row_shape(desc, false);
+                key = pg::column_index(desc, plan.range_column);
+                key_length = shape->columns[key].typlen;
+            },
+            [&](const Datum *values, const bool *nulls) {
+                int64 id = key_length == 8 ? DatumGetInt64(values[key])
+                         : key_length == 4 ? int64(DatumGetInt32(values[key])) : int64(DatumGetInt16(values[key]));
+                rows.emplace_back(id, pg::unguarded::stored_hash(shape->columns, values, nulls));
+            });
+    });
+    Datum out[2];
+    bool nulls[2] = {false, false};
+    for (const auto &[id, hash] : rows) {
+        out[0] = pg::text_datum(fmt::format("{{{}}}", id).c_str());  // the text of the key's text[]
+        out[1] = Int64GetDatum(static_cast<int64>(hash));
+        pg::put_row(result, out, nulls);
+        pg::free_texts(out, 1);
+    }
+}
+
 Datum table_hashes(FunctionCallInfo fcinfo) {
     read_table(fcinfo, "hashes", pg::Params());
     return Datum(0);
@@ -136,8 +180,14 @@ Datum table_buckets(FunctionCallInfo fcinfo) {
 }
 
 Datum table_bucket_hashes(FunctionCallInfo fcinfo) {
-    read_table(fcinfo, "bucket hashes",
-               pg::Params().add(INT4OID, Int32GetDatum(bucket_bits(fcinfo))).add(INT8ARRAYOID, PG_GETARG_DATUM(2)));
+    int32 bits = bucket_bits(fcinfo);
+    pg::connect();
+    ReadPlan plan = read_plan(PG_GETARG_DATUM(0), "bucket hashes");
+    if (plan.range_column.empty())
+        run_query(fcinfo, plan, pg::Params().add(INT4OID, Int32GetDatum(bits)).add(INT8ARRAYOID, PG_GETARG_DATUM(2)));
+    else
+        hash_range_buckets(fcinfo, plan, bits, pg::bigint_array_argument(fcinfo, 2));
+    pg::finish();
     return Datum(0);
 }
 

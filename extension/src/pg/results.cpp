@@ -43,4 +43,28 @@ int text_array_argument(FunctionCallInfo fcinfo, int arg, Datum **items) {
     });
 }
 
+std::vector<int64> bigint_array_argument(FunctionCallInfo fcinfo, int arg) {
+    Datum *items;
+    int count = pg_call([&] {
+        bool *nulls;
+        int n;
+        deconstruct_array(PG_GETARG_ARRAYTYPE_P(arg), INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &items, &nulls, &n);
+        for (int i = 0; i < n; i++)
+            if (nulls[i])
+                ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("the array must not contain NULL")));
+        return n;
+    });
+    std::vector<int64> values(static_cast<size_t>(count));
+    for (int i = 0; i < count; i++)
+        values[i] = DatumGetInt64(items[i]);
+    return values;
+}
+
+void free_texts(const Datum *items, size_t count) {
+    pg_call([&] {
+        for (size_t i = 0; i < count; i++)
+            pfree(DatumGetPointer(items[i]));
+    });
+}
+
 }  // namespace envsync::pg

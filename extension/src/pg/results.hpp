@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "pg/boundary.hpp"
 
@@ -20,5 +21,9 @@ Datum text_datum(const char *text);
 Datum text_array(Datum *items, int count);
 // The elements of a text[] argument; an ERROR for a NULL element (hint: the form keys take).
 int text_array_argument(FunctionCallInfo fcinfo, int arg, Datum **items);
+// The elements of a bigint[] argument; an ERROR for a NULL element.
+std::vector<int64> bigint_array_argument(FunctionCallInfo fcinfo, int arg);
+// Frees text values made by text_datum().
+void free_texts(const Datum *items, size_t count);
 
 }  // namespace envsync::pg
