@@ -63,24 +63,25 @@ BEGIN
     DELETE FROM envsync.unsynced u
      WHERE u.env_a = pair_a AND u.env_b = pair_b AND u.table_id = id
        AND NOT EXISTS (SELECT FROM pg_temp.envsync_diff d WHERE d.key = u.key);
-    INSERT INTO envsync.unsynced AS u (env_a, env_b, table_id, key, a_created, a_changed, a_deleted,
-                                       a_edited_at, b_created, b_changed, b_deleted, b_edited_at)
-    SELECT pair_a, pair_b, id, e.key, e.a_created, e.a_changed, e.a_deleted, e.a_edited_at,
-           e.b_created, e.b_changed, e.b_deleted, e.b_edited_at
+    -- The others keep their edits and add those taken in now; records not there yet join, with
+    -- theirs, and on a full read those nobody logged (they predate tracking). An update, then
+    -- plain inserts: the pair is locked, nobody else writes its rows.
+    UPDATE envsync.unsynced u
+       SET a_created = u.a_created OR e.a_created, a_changed = u.a_changed OR e.a_changed,
+           a_deleted = u.a_deleted OR e.a_deleted, a_edited_at = greatest(u.a_edited_at, e.a_edited_at),
+           b_created = u.b_created OR e.b_created, b_changed = u.b_changed OR e.b_changed,
+           b_deleted = u.b_deleted OR e.b_deleted, b_edited_at = greatest(u.b_edited_at, e.b_edited_at)
       FROM pg_temp.envsync_edits e
-     WHERE EXISTS (SELECT FROM pg_temp.envsync_diff d WHERE d.key = e.key)
-    ON CONFLICT ON CONSTRAINT unsynced_pkey DO UPDATE
-       SET a_created = u.a_created OR EXCLUDED.a_created, a_changed = u.a_changed OR EXCLUDED.a_changed,
-           a_deleted = u.a_deleted OR EXCLUDED.a_deleted,
-           a_edited_at = greatest(u.a_edited_at, EXCLUDED.a_edited_at),
-           b_created = u.b_created OR EXCLUDED.b_created, b_changed = u.b_changed OR EXCLUDED.b_changed,
-           b_deleted = u.b_deleted OR EXCLUDED.b_deleted,
-           b_edited_at = greatest(u.b_edited_at, EXCLUDED.b_edited_at);
-    IF full_read THEN   -- differences nobody logged (they predate tracking) join the candidates
-        INSERT INTO envsync.unsynced (env_a, env_b, table_id, key)
-        SELECT pair_a, pair_b, id, d.key FROM pg_temp.envsync_diff d
-        ON CONFLICT DO NOTHING;
-    END IF;
+     WHERE u.env_a = pair_a AND u.env_b = pair_b AND u.table_id = id AND u.key = e.key;
+    INSERT INTO envsync.unsynced (env_a, env_b, table_id, key, a_created, a_changed, a_deleted,
+                                  a_edited_at, b_created, b_changed, b_deleted, b_edited_at)
+    SELECT pair_a, pair_b, id, d.key, coalesce(e.a_created, false), coalesce(e.a_changed, false),
+           coalesce(e.a_deleted, false), e.a_edited_at, coalesce(e.b_created, false),
+           coalesce(e.b_changed, false), coalesce(e.b_deleted, false), e.b_edited_at
+      FROM pg_temp.envsync_diff d LEFT JOIN pg_temp.envsync_edits e ON e.key = d.key
+     WHERE (full_read OR e.key IS NOT NULL)
+       AND NOT EXISTS (SELECT FROM envsync.unsynced u
+                        WHERE u.env_a = pair_a AND u.env_b = pair_b AND u.table_id = id AND u.key = d.key);
 END
 $$;
 COMMENT ON FUNCTION envsync.take_in_differences(text, text, regclass, boolean) IS
