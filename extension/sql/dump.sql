@@ -24,5 +24,4 @@ SELECT pg_catalog.pg_extension_config_dump('envsync.sync_runs_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('envsync.apply_requests', '');
 SELECT pg_catalog.pg_extension_config_dump('envsync.sync_messages', '');
 SELECT pg_catalog.pg_extension_config_dump('envsync.sync_messages_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('envsync.run_selection', '');
 SELECT pg_catalog.pg_extension_config_dump('envsync.environment_identities', '');

@@ -30,6 +30,11 @@ CREATE TABLE IF NOT EXISTS envsync.sync_runs (
     error_hint    text,
     purged_at     timestamptz,   -- when the comparison's record contents (before-images) were purged
     cancelled_by  name,
+    -- The changes a synchronization writes, copied from its comparison's selection when it
+    -- starts (as ranges of change ids: a selection is mostly runs of consecutive changes): what
+    -- was written is recorded exactly, whatever the selection becomes meanwhile, and its
+    -- bookkeeping, its record in the target and a later revert read this copy. NULL before.
+    selection     int8multirange,
     CHECK (reverts IS NULL OR NOT test_import)
 );
 -- A comparison is synchronized once, and a sync reverted once.
@@ -55,34 +60,24 @@ COMMENT ON COLUMN envsync.sync_runs.error_detail IS 'The failure''s detail';
 COMMENT ON COLUMN envsync.sync_runs.error_hint IS 'What to do about the failure';
 COMMENT ON COLUMN envsync.sync_runs.purged_at IS 'When the comparison''s record contents (before-images) were purged';
 COMMENT ON COLUMN envsync.sync_runs.cancelled_by IS 'The login role that cancelled it';
-
--- The changes a run writes, copied from its comparison's selection when it starts: what was
--- written is recorded exactly, whatever the selection becomes meanwhile, and its bookkeeping and
--- a later revert read this copy.
--- No foreign keys: a run's selection is written once, by envsync alone, of rows that exist (a
--- run and its comparison's changes are deleted only by the purge, which deletes these first),
--- and their checks cost a lookup per record of every synchronization.
-CREATE TABLE IF NOT EXISTS envsync.run_selection (
-    sync_id   bigint NOT NULL,
-    change_id bigint NOT NULL,
-    PRIMARY KEY (sync_id, change_id)
-);
-COMMENT ON TABLE envsync.run_selection IS 'The changes each synchronization wrote: its comparison''s selection, frozen when it started';
-COMMENT ON COLUMN envsync.run_selection.sync_id IS 'The synchronization';
-COMMENT ON COLUMN envsync.run_selection.change_id IS 'A change it wrote';
+COMMENT ON COLUMN envsync.sync_runs.selection IS 'A synchronization''s changes (their ids), its comparison''s selection frozen when it started';
 
 -- Freezes the selection of a synchronization's comparison for the run (a revert writes back
 -- what its synchronization froze).
 CREATE OR REPLACE FUNCTION envsync.freeze_selection(sync_id bigint) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    -- frozen once (a run started again keeps it): plain inserts, no conflict to check
-    INSERT INTO envsync.run_selection (sync_id, change_id)
-    SELECT s.id, cc.change_id
-      FROM envsync.sync_runs s JOIN envsync.compare_changes cc ON cc.comparison_id = s.comparison_id AND cc.selected
-     WHERE s.id = freeze_selection.sync_id AND s.reverts IS NULL
-       AND NOT EXISTS (SELECT FROM envsync.run_selection x WHERE x.sync_id = freeze_selection.sync_id)
+    -- frozen once (a run started again keeps it); a run of consecutive ids is one range (along
+    -- it, the ids less their rank are equal)
+    UPDATE envsync.sync_runs s
+       SET selection = (SELECT coalesce(range_agg(int8range(i.low, i.high + 1)), '{}')
+                          FROM (SELECT min(x.change_id) AS low, max(x.change_id) AS high
+                                  FROM (SELECT cc.change_id, cc.change_id - row_number() OVER (ORDER BY cc.change_id) AS island
+                                          FROM envsync.compare_changes cc
+                                         WHERE cc.comparison_id = s.comparison_id AND cc.selected) x
+                                 GROUP BY x.island) i)
+     WHERE s.id = freeze_selection.sync_id AND s.reverts IS NULL AND s.selection IS NULL
 $$;
-COMMENT ON FUNCTION envsync.freeze_selection(bigint) IS 'Copies a synchronization''s selection into envsync.run_selection when it starts';
+COMMENT ON FUNCTION envsync.freeze_selection(bigint) IS 'Copies a synchronization''s selection into envsync.sync_runs.selection when it starts';
 
 CREATE OR REPLACE VIEW envsync.syncs AS
     SELECT s.id, s.comparison_id, c.source, c.target,
@@ -145,8 +140,8 @@ LANGUAGE sql STABLE AS $$
            w.new_hash
       FROM envsync.sync_runs s
       JOIN envsync.compare_runs c ON c.id = s.comparison_id
-      JOIN envsync.run_selection sel ON sel.sync_id = coalesce(s.reverts, s.id)
-      JOIN envsync.compare_changes cc ON cc.change_id = sel.change_id
+      JOIN envsync.sync_runs frozen ON frozen.id = coalesce(s.reverts, s.id)   -- the selection written
+      JOIN envsync.compare_changes cc ON cc.comparison_id = s.comparison_id AND cc.change_id <@ frozen.selection
       JOIN envsync.environment_tables et ON et.environment = c.target AND et.table_id = cc.table_id
      CROSS JOIN LATERAL (   -- a synchronization writes source over target, a revert the other way
            SELECT CASE WHEN s.reverts IS NULL THEN cc.source_row ELSE cc.target_row END AS new_row,
@@ -170,6 +165,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     c envsync.compare_runs := (SELECT r FROM envsync.compare_runs r JOIN envsync.sync_runs s ON s.comparison_id = r.id
                                 WHERE s.id = sync_id);
+    chosen int8multirange := (SELECT s.selection FROM envsync.sync_runs s WHERE s.id = sync_id);
     now_seen pg_snapshot := envsync.current_snapshot(env);   -- one read of the other server, for every table
     t record;
     drifted text[] := '{}';
@@ -182,7 +178,7 @@ BEGIN
               FROM envsync.logged_edits(env, t.relid, since, now_seen) e
               JOIN envsync.compare_changes cc
                 ON cc.comparison_id = c.id AND cc.table_id = t.table_id AND cc.key = e.key
-              JOIN envsync.run_selection sel ON sel.sync_id = check_unchanged.sync_id AND sel.change_id = cc.change_id
+             WHERE cc.change_id <@ chosen
              ORDER BY cc.key);
     END LOOP;
     PERFORM envsync.raise_drift(env, drifted);
@@ -232,8 +228,8 @@ BEGIN
     -- this sum would cost as much as staging them)
     EXECUTE format('SELECT coalesce(sum(%s), 0)
                       FROM envsync.sync_runs s
-                      JOIN envsync.run_selection sel ON sel.sync_id = coalesce(s.reverts, s.id)
-                      JOIN envsync.compare_changes cc ON cc.change_id = sel.change_id
+                      JOIN envsync.sync_runs frozen ON frozen.id = coalesce(s.reverts, s.id)
+                      JOIN envsync.compare_changes cc ON cc.comparison_id = s.comparison_id AND cc.change_id <@ frozen.selection
                      CROSS JOIN LATERAL (SELECT CASE WHEN s.reverts IS NULL THEN cc.source_row ELSE cc.target_row END) w(new_row)
                      WHERE s.id = $1', size) INTO total USING sync_id;
     IF total <= budget THEN
@@ -263,9 +259,8 @@ BEGIN
        INTO result USING sync_id, target.name, NOT s.test_import,
             jsonb_build_object('comparison_id', s.comparison_id, 'reverts', s.reverts, 'scheduled_by', s.scheduled_by,
                                'run_at', s.run_at,
-                               -- as ranges of ids: a selection is mostly runs of consecutive changes
-                               'selection', (SELECT range_agg(int8range(sel.change_id, sel.change_id + 1))::text
-                                               FROM envsync.run_selection sel WHERE sel.sync_id = coalesce(s.reverts, s.id)));
+                               'selection', (SELECT frozen.selection::text FROM envsync.sync_runs frozen
+                                              WHERE frozen.id = coalesce(s.reverts, s.id)));
     RETURN result;
 END
 $$;
@@ -305,7 +300,7 @@ BEGIN
         DELETE FROM envsync.unsynced u USING envsync.compare_changes cc
          WHERE cc.comparison_id = c.id AND u.table_id = cc.table_id AND u.key = cc.key
            AND u.env_a = least(c.source, c.target) AND u.env_b = greatest(c.source, c.target)
-           AND EXISTS (SELECT FROM envsync.run_selection sel WHERE sel.sync_id = s.id AND sel.change_id = cc.change_id);
+           AND cc.change_id <@ s.selection;
         RETURN;
     END IF;
     INSERT INTO envsync.unsynced AS u (env_a, env_b, table_id, key, a_created, a_changed, a_deleted,
@@ -319,7 +314,8 @@ BEGIN
            CASE WHEN source_is_a THEN e.target_deleted ELSE e.source_deleted END
       FROM envsync.compare_changes cc
      CROSS JOIN LATERAL envsync.change_edits(cc.kind, cc.conflict_reason) e
-     WHERE cc.change_id IN (SELECT sel.change_id FROM envsync.run_selection sel WHERE sel.sync_id = s.reverts)
+     WHERE cc.comparison_id = c.id
+       AND cc.change_id <@ (SELECT frozen.selection FROM envsync.sync_runs frozen WHERE frozen.id = s.reverts)
     ON CONFLICT ON CONSTRAINT unsynced_pkey DO UPDATE
        SET a_created = u.a_created OR EXCLUDED.a_created, a_changed = u.a_changed OR EXCLUDED.a_changed,
            a_deleted = u.a_deleted OR EXCLUDED.a_deleted, b_created = u.b_created OR EXCLUDED.b_created,
@@ -477,11 +473,7 @@ BEGIN
                error_hint = NULL
          WHERE s.id = r.run;
         IF reverted IS NULL THEN
-            INSERT INTO envsync.run_selection (sync_id, change_id)
-            SELECT r.run, cc.change_id
-              FROM envsync.compare_changes cc
-             WHERE cc.comparison_id = c.id AND cc.change_id <@ (r.run_info ->> 'selection')::int8multirange
-            ON CONFLICT DO NOTHING;
+            UPDATE envsync.sync_runs s SET selection = (r.run_info ->> 'selection')::int8multirange WHERE s.id = r.run;
         END IF;
         PERFORM envsync.keep_in_sync(r.run);
         -- A crash may have taken the sequence back past the lost run's id.

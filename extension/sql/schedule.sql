@@ -166,13 +166,10 @@ BEGIN
       FROM pg_temp.envsync_superseded x
      WHERE cc.comparison_id = x.id AND NOT x.synchronized AND x.finished_at < now() - envsync.keep_before_images()
        AND (cc.source_row IS NOT NULL OR cc.target_row IS NOT NULL);
-    -- a synchronized one keeps its list while it can be reverted; foreign keys do not cascade
-    -- here (replica role), so the frozen selections go first
+    -- a synchronized one keeps its list while it can be reverted
     DELETE FROM pg_temp.envsync_superseded x
      WHERE x.finished_at >= now() - envsync.keep_history()
         OR x.synchronized AND x.finished_at >= now() - envsync.keep_before_images();
-    DELETE FROM envsync.run_selection sel USING envsync.sync_runs s, pg_temp.envsync_superseded x
-     WHERE sel.sync_id = s.id AND s.comparison_id = x.id;
     DELETE FROM envsync.compare_changes cc USING pg_temp.envsync_superseded x WHERE cc.comparison_id = x.id;
     DROP TABLE pg_temp.envsync_superseded;
     DELETE FROM envsync.outbox o

@@ -95,18 +95,22 @@ COMMENT ON FUNCTION envsync.range_key(regclass) IS
 CREATE OR REPLACE FUNCTION envsync.bucket_bits(tbl regclass) RETURNS integer
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    n float8 := (SELECT CASE WHEN c.reltuples >= 0 THEN c.reltuples ELSE pg_relation_size(c.oid) / 100 END
-                   FROM pg_class c WHERE c.oid = tbl);
+    n float8;
     col name := envsync.range_key(tbl);
     bounds bigint[];
+    schema_name name;
+    table_name name;
     density float8 := 1;
 BEGIN
+    SELECT CASE WHEN c.reltuples >= 0 THEN c.reltuples ELSE pg_relation_size(c.oid) / 100 END, ns.nspname, c.relname
+      INTO n, schema_name, table_name
+      FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE c.oid = tbl;
     IF col IS NULL THEN
         RETURN least(18, greatest(6, ceil(log(2, (greatest(n, 1) / 16)::numeric))));
     END IF;
+    -- pg_stats by its names, so that the view's own lookups are by them
     SELECT s.histogram_bounds::text::bigint[] INTO bounds
-      FROM pg_stats s JOIN pg_class c ON c.relname = s.tablename JOIN pg_namespace ns ON ns.oid = c.relnamespace
-     WHERE c.oid = tbl AND ns.nspname = s.schemaname AND s.attname = col;
+      FROM pg_stats s WHERE s.schemaname = schema_name AND s.tablename = table_name AND s.attname = col;
     IF bounds[array_upper(bounds, 1)] > bounds[1] THEN
         density := least(greatest(n, 1) / (bounds[array_upper(bounds, 1)]::float8 - bounds[1] + 1), 1);
     END IF;

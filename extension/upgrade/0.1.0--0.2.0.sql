@@ -32,6 +32,7 @@ DROP FUNCTION envsync.reading(text, regclass);
 ALTER TABLE envsync.compare_runs ADD COLUMN envsync_version text NOT NULL DEFAULT '0.1.0';
 ALTER TABLE envsync.compare_runs ALTER COLUMN envsync_version DROP DEFAULT;
 ALTER TABLE envsync.sync_runs ADD COLUMN cancelled_by name;   -- unknown for runs cancelled before
+ALTER TABLE envsync.sync_runs ADD COLUMN selection int8multirange;
 ALTER TABLE envsync.compare_changes ADD COLUMN cascades jsonb;   -- unknown for comparisons made before
 -- Applies record their run where they write, to be found after PROD lost it (unknown before).
 ALTER TABLE envsync.apply_requests ADD COLUMN run_info jsonb;
@@ -42,9 +43,9 @@ ALTER TABLE envsync.row_log DROP COLUMN hash;
 
 -- A synchronization's selection is copied when it starts now; that of the synchronizations
 -- made so far could no longer change once they ran.
-INSERT INTO envsync.run_selection (sync_id, change_id)
-SELECT s.id, cc.change_id
-  FROM envsync.sync_runs s JOIN envsync.compare_changes cc ON cc.comparison_id = s.comparison_id AND cc.selected
+UPDATE envsync.sync_runs s
+   SET selection = (SELECT coalesce(range_agg(int8range(cc.change_id, cc.change_id + 1)), '{}')
+                      FROM envsync.compare_changes cc WHERE cc.comparison_id = s.comparison_id AND cc.selected)
  WHERE s.reverts IS NULL AND NOT s.test_import AND s.status = 'succeeded';
 
 -- The name and e-mail checks are one function each now.

@@ -55,7 +55,7 @@ for ((r = 1; r <= rounds; r++)); do
     apply=$(seconds "SELECT * FROM sync_apply($id)")
     psql_prod -c "SET envsync.keep_before_images = '0'" -c "SET envsync.keep_history = '0'" -c "CALL envsync.run_due_syncs()" >/dev/null
     # what autovacuum does in time (vacuum, analyze), done now so that the sizes show what is kept
-    for side in psql_prod psql_test; do $side -c "VACUUM ANALYZE envsync.row_log, envsync.compare_changes, envsync.unsynced, envsync.run_selection, envsync.apply_requests, envsync.sync_points" >/dev/null 2>&1; done
+    for side in psql_prod psql_test; do $side -c "VACUUM ANALYZE envsync.row_log, envsync.compare_changes, envsync.unsynced, envsync.apply_requests, envsync.sync_points" >/dev/null 2>&1; done
     changes=$(psql_prod -c "SELECT count(*) FROM envsync.compare_changes")
     printf '%5d %9d %9.2f %9.2f %24s %24s %9s\n' "$r" "$done_writes" "$compare" "$apply" \
         "$(sizes psql_prod)" "$(sizes psql_test)" "$changes"

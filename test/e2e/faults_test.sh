@@ -208,7 +208,7 @@ deselected=$(prod -c "SELECT sync_select($id, false)")
 wait "$session"
 release on_test
 run=$(cut -d'|' -f1 "$out" | head -1); rm -f "$out"
-is "$(prod -c "SELECT count(*) FROM envsync.run_selection WHERE sync_id = $run")|$(prod -c "SELECT inserted + updated + deleted FROM envsync.syncs WHERE id = $run")" \
+is "$(prod -c "SELECT count(*) FROM envsync.compare_changes cc JOIN envsync.sync_runs s ON s.id = $run AND cc.change_id <@ s.selection")|$(prod -c "SELECT inserted + updated + deleted FROM envsync.syncs WHERE id = $run")" \
    "$selected|$selected" "a selection changed during an apply ($deselected deselected): the run records exactly what it wrote, the selection it started with"
 prod -c "SELECT * FROM sync_revert($run)" >/dev/null
 is "$(fingerprint_test)" "$before" "and its revert undoes exactly that"
