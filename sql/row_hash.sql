@@ -56,4 +56,35 @@ SELECT envsync.row_hash(ROW(NULL::text)) <> envsync.row_hash(ROW(''::text)) AS n
 
 -- A NULL row has no hash.
 SELECT envsync.row_hash(NULL::hash_probe) IS NULL AS null_row;
+
+-- The stored hash (the full comparison's summaries): the same whatever the session says or how
+-- a value is compressed; values stored apart hash apart even when equal.
+CREATE TEMP TABLE stored_default AS SELECT id, envsync.stored_hash(h) AS hash FROM hash_probe h;
+SET TimeZone = 'Asia/Kathmandu';
+SET DateStyle = 'SQL, DMY';
+SET IntervalStyle = 'postgres_verbose';
+SET extra_float_digits = -3;
+SET bytea_output = 'escape';
+SET client_encoding = 'LATIN1';
+SET lc_monetary = 'C';
+SELECT h.id, envsync.stored_hash(h) = d.hash AS same_stored_hash_under_other_settings
+  FROM hash_probe h JOIN stored_default d USING (id) ORDER BY h.id;
+RESET ALL;
+CREATE TEMP TABLE pglz_notes (id integer, note text COMPRESSION pglz);
+CREATE TEMP TABLE lz4_notes (id integer, note text COMPRESSION lz4);
+INSERT INTO pglz_notes VALUES (1, repeat('compressed note ', 5000));
+INSERT INTO lz4_notes VALUES (1, repeat('compressed note ', 5000));
+SELECT envsync.stored_hash(p) = envsync.stored_hash(l) AS compression_plays_no_part
+  FROM pglz_notes p, lz4_notes l;
+SELECT envsync.stored_hash(ROW('2026-01-01 12:00+02'::timestamptz)) = envsync.stored_hash(ROW('2026-01-01 10:00+00'::timestamptz)) AS same_instant,
+       envsync.stored_hash(ROW(1.5::numeric)) <> envsync.stored_hash(ROW(1.50::numeric)) AS scale_is_stored,
+       envsync.stored_hash(ROW(NULL::text)) <> envsync.stored_hash(ROW(''::text)) AS null_vs_empty,
+       envsync.stored_hash(ROW('a'::text, 'b'::text)) <> envsync.stored_hash(ROW('b'::text, 'a'::text)) AS column_order,
+       envsync.stored_hash(ROW(repeat('x', 100000) || 'a')) <> envsync.stored_hash(ROW(repeat('x', 100000) || 'b')) AS toasted_tail,
+       envsync.stored_hash(ROW('\x00'::bytea)) <> envsync.stored_hash(ROW(''::bytea)) AS bytea_zero_byte;
+-- Every length and every last byte tells a value apart (the tail of a value is read in words).
+SELECT count(DISTINCT envsync.stored_hash(ROW(repeat('a', g)))) AS lengths_0_to_100
+  FROM generate_series(0, 100) g;
+SELECT count(DISTINCT envsync.stored_hash(ROW(repeat('a', n) || chr(c)))) AS tails
+  FROM generate_series(0, 40) n, generate_series(98, 99) c;
 DROP TABLE hash_probe;

@@ -3,7 +3,8 @@
 # integer column per range of keys, hashing the values as stored. Values stored differently
 # but equal (numeric scale, jsonb numbers, compression, enum OIDs, the session's time zone) are
 # no difference; real differences are all found, in a partitioned table whose partitions lay
-# their columns out differently, under a row filter, and with both directions of comparison.
+# their columns out differently, under a row filter, with a smallint key below zero, and with
+# both directions of comparison.
 # TAP: prove --exec bash test/e2e/full_compare_test.sh
 set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -103,6 +104,21 @@ untracked on_test -c "UPDATE shop.ledger SET note = 'hidden' WHERE id = 124" \
 id=$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['ledger'], full_compare => true)")
 is "$(changes "$id" | grep -c .)|$(changes "$id" | grep -c '{"id": 124}')|$(changes "$id" | grep -c '{"id": 125}')" "11|0|1" \
    "a record outside the filter is out of the comparison; one inside it that differs is found"
+
+# A smallint key, negative keys included: the buckets of the second step are read through the
+# primary key in every integer width, below zero too.
+both -c "CREATE TABLE shop.badges (id smallint PRIMARY KEY, label text)" \
+     -c "INSERT INTO shop.badges SELECT g, 'badge ' || g FROM generate_series(-3000, 3000) g" >/dev/null
+on_test -c "SELECT sync_grant_link('envsync_link', ARRAY['shop.badges']::regclass[])" >/dev/null
+prod -c "SELECT sync_add_module('badges', ARRAY['shop.badges']::regclass[])" >/dev/null
+prod -c "SELECT sync_compare('test', 'prod', ARRAY['badges'])" >/dev/null   # the first, full
+untracked_badges() { $1 -c "ALTER TABLE shop.badges DISABLE TRIGGER USER" -c "$2" -c "ALTER TABLE shop.badges ENABLE TRIGGER USER" >/dev/null; }
+untracked_badges prod "UPDATE shop.badges SET label = 'gold' WHERE id IN (-2999, -1, 2500)"
+untracked_badges on_test "DELETE FROM shop.badges WHERE id IN (-3000, 0)"
+id=$(prod -c "SELECT sync_compare('test', 'prod', ARRAY['badges'], full_compare => true)")
+is "$(changes "$id" | tr '\n' ',')" \
+   'shop.badges {"id": -1} modified,shop.badges {"id": -2999} modified,shop.badges {"id": -3000} deleted,shop.badges {"id": 0} deleted,shop.badges {"id": 2500} modified,' \
+   "a smallint key's differences are all found, below zero too"
 
 # --- The change log after a burst of writes: a comparison compacts a slice, the scheduler the rest
 log_entries() { $1 -c "SELECT count(*) FROM envsync.row_log l JOIN envsync.tracked_tables t USING (table_id)
