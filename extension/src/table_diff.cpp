@@ -80,9 +80,9 @@ struct DiffRun {
 // of rows it read.
 int64 diff_part(const DiffRun &run, Datum *keys, int n) {
     // Not read-only: another environment is asked by inserting a request there.
-    uint64_t rows = pg::execute(run.batch_sql,
-                                pg::Params().add(TEXTARRAYOID, pg::text_array(keys, n)).add(TEXTARRAYOID, run.columns),
-                                false);
+    Datum wanted = pg::text_array(keys, n);
+    uint64_t rows = pg::execute(run.batch_sql, pg::Params().add(TEXTARRAYOID, wanted).add(TEXTARRAYOID, run.columns), false);
+    pg::free_values(&wanted, 1);
     Datum values[n_out];
     bool isnull[n_out];
     int64 bytes = 0;
@@ -201,7 +201,7 @@ void diff_all(DiffRun &run, const Side &source, const Side &target, Datum table)
             for (size_t i = 0; i < n; i++)
                 keys.push_back(pg::text_datum(differing[start + i].c_str()));
             diff_batch(run, keys.data(), static_cast<int>(n));
-            pg::free_texts(keys.data(), n);
+            pg::free_values(keys.data(), n);
         }
     }
     pg::free_rows(kept);

@@ -145,7 +145,7 @@ void hash_range_buckets(FunctionCallInfo fcinfo, const ReadPlan &plan, int32 bit
         out[0] = pg::text_datum(fmt::format("{{{}}}", id).c_str());  // the text of the key's text[]
         out[1] = Int64GetDatum(static_cast<int64>(hash));
         pg::put_row(result, out, nulls);
-        pg::free_texts(out, 1);
+        pg::free_values(out, 1);
     }
 }
 

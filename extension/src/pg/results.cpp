@@ -60,7 +60,7 @@ std::vector<int64> bigint_array_argument(FunctionCallInfo fcinfo, int arg) {
     return values;
 }
 
-void free_texts(const Datum *items, size_t count) {
+void free_values(const Datum *items, size_t count) {
     pg_call([&] {
         for (size_t i = 0; i < count; i++)
             pfree(DatumGetPointer(items[i]));

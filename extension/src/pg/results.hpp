@@ -23,7 +23,7 @@ Datum text_array(Datum *items, int count);
 int text_array_argument(FunctionCallInfo fcinfo, int arg, Datum **items);
 // The elements of a bigint[] argument; an ERROR for a NULL element.
 std::vector<int64> bigint_array_argument(FunctionCallInfo fcinfo, int arg);
-// Frees text values made by text_datum().
-void free_texts(const Datum *items, size_t count);
+// Frees values made here (text_datum(), text_array()) once no longer needed.
+void free_values(const Datum *items, size_t count);
 
 }  // namespace envsync::pg

@@ -34,12 +34,26 @@ Datum value(uint64_t row, int column) {
 }
 
 std::string text_value(uint64_t row, int column) {
-    const char *copy = pg_call([&]() -> const char * {
+    // The value's bytes where they are (a copy only if it was compressed or toasted, freed
+    // here): a caller reading many rows leaves nothing behind in the function's memory.
+    struct Bytes {
+        const char *data;
+        size_t length;
+        void *copy;
+    };
+    Bytes bytes = pg_call([&] {
         bool isnull;
         Datum datum = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, column, &isnull);
-        return isnull ? nullptr : TextDatumGetCString(datum);
+        if (isnull)
+            return Bytes{nullptr, 0, nullptr};
+        text *value = DatumGetTextPP(datum);
+        return Bytes{VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value),
+                     static_cast<void *>(value) == DatumGetPointer(datum) ? nullptr : static_cast<void *>(value)};
     });
-    return copy ? std::string(copy) : std::string();
+    std::string result = bytes.data ? std::string(bytes.data, bytes.length) : std::string();
+    if (bytes.copy)
+        pg_call([&] { pfree(bytes.copy); });
+    return result;
 }
 
 Datum transfer(uint64_t row, int column, bool *isnull) {
