@@ -16,12 +16,13 @@ SELECT function FROM envsync_functions
  WHERE prosecdef AND NOT 'search_path=pg_catalog, pg_temp' = ANY (coalesce(proconfig, '{}'))
  ORDER BY function::text;
 
--- So does every SQL and PL/pgSQL function, but for two that cannot carry a SET clause: a SQL
--- function inlined into its callers (which pin it) and the scheduler's procedure, which commits.
+-- So does every SQL and PL/pgSQL function, but for three that cannot carry a SET clause: two SQL
+-- functions inlined into their callers (which pin it) and the scheduler's procedure, which commits.
 SELECT function FROM envsync_functions
  WHERE lanname IN ('sql', 'plpgsql')
    AND NOT 'search_path=pg_catalog, pg_temp' = ANY (coalesce(proconfig, '{}'))
-   AND function NOT IN ('envsync.run_writes(bigint)'::regprocedure, 'envsync.run_due_syncs()'::regprocedure)
+   AND function NOT IN ('envsync.run_writes(bigint)'::regprocedure, 'envsync.run_due_syncs()'::regprocedure,
+                        'envsync.change_kind(boolean,boolean,boolean,boolean,boolean,boolean)'::regprocedure)
  ORDER BY function::text;
 
 -- Nothing is executable by PUBLIC (an ACL of NULL means the default, which lets PUBLIC execute),

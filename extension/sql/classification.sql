@@ -3,11 +3,12 @@
 -- otherwise it is a conflict, with the reason, and left unselected ("ignore the conflict and
 -- overwrite" is selecting it).
 
+-- No SET clause and a set of one row, so that it is inlined into the classification's query,
+-- which pins search_path (its body names nothing to look up).
 CREATE OR REPLACE FUNCTION envsync.change_kind(in_source boolean, in_target boolean,
                                                source_created boolean, source_edited boolean,
-                                               target_created boolean, target_edited boolean,
-                                               OUT kind text, OUT reason text)
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+                                               target_created boolean, target_edited boolean)
+RETURNS TABLE (kind text, reason text) LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN target_edited THEN 'conflict'
                 WHEN NOT in_target THEN 'new'
                 WHEN NOT in_source THEN 'deleted'
@@ -75,7 +76,9 @@ BEGIN
                                          kind, conflict_reason, selected, changed_columns,
                                          source_row, target_row, source_hash, target_hash)
     SELECT comparison.id, module, id, tbl, d.key,
-           (SELECT jsonb_object_agg(k, coalesce(d.source_row, d.target_row) -> k) FROM unnest(key_names) k),
+           CASE WHEN cardinality(key_names) = 1   -- the common key, without a subquery per record
+                THEN jsonb_build_object(key_names[1], coalesce(d.source_row, d.target_row) -> key_names[1])
+                ELSE (SELECT jsonb_object_agg(k, coalesce(d.source_row, d.target_row) -> k) FROM unnest(key_names) k) END,
            c.kind, c.reason, c.kind <> 'conflict', d.changed_columns,
            d.source_row, d.target_row, d.source_hash, d.target_hash
       FROM pg_temp.envsync_diff d

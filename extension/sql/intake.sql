@@ -12,30 +12,6 @@ RETURNS TABLE (key text[], source_hash bigint, target_hash bigint, changed_colum
 COMMENT ON FUNCTION envsync.diff_table(text, text, regclass, text[]) IS
     'Records of a table whose content differs between two environments: all (keys NULL) or among the given keys (''{42}'')';
 
--- A table must still be the same in both environments when they are compared.
-CREATE OR REPLACE FUNCTION envsync.check_same_table(source text, target text, tbl regclass) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    e envsync.environments;
-    local_env text := (SELECT name FROM envsync.environments WHERE server IS NULL);
-    remote_shape jsonb;
-    difference text;
-BEGIN
-    FOR e IN SELECT * FROM envsync.environments WHERE name IN (source, target) AND server IS NOT NULL LOOP
-        EXECUTE format('SELECT shape FROM %I.tracked_shapes WHERE table_id = $1', e.link_schema)
-           INTO remote_shape USING (SELECT r.table_id FROM envsync.reading(e.name, tbl) r);
-        difference := envsync.shape_difference(envsync.table_shape(tbl), coalesce(remote_shape, '{}'), local_env, e.name);
-        IF difference IS NOT NULL THEN
-            RAISE EXCEPTION 'table "%" differs between environments "%" and "%"', tbl, local_env, e.name
-                USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = difference,
-                      HINT = 'Make the table identical in every environment, then compare again.';
-        END IF;
-    END LOOP;
-END
-$$;
-COMMENT ON FUNCTION envsync.check_same_table(text, text, regclass) IS
-    'Refuses to compare a table that now differs between the two environments, naming the column';
-
 -- The differing records of a table, read in full or among the candidates (the records not known
 -- to be in sync and those the edits just taken in name), into pg_temp.envsync_diff (made by the
 -- comparison); the pair's bookkeeping follows them. Only the edits of records that still differ
@@ -48,7 +24,6 @@ DECLARE
     id integer := (SELECT t.table_id FROM envsync.tracked_tables t WHERE t.relid = tbl);
     candidates text[];
 BEGIN
-    PERFORM envsync.check_same_table(source, target, tbl);
     TRUNCATE pg_temp.envsync_diff;
     IF NOT full_read THEN
         candidates := ARRAY(SELECT u.key::text FROM envsync.unsynced u

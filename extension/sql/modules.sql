@@ -83,12 +83,16 @@ COMMENT ON FUNCTION envsync.track_everywhere(regclass) IS
 -- database), the ids PROD knows TEST's tables by name nothing or other tables there. Then every
 -- table of the environment is tracked there again, under the ids it now has, and the pairs with
 -- it start afresh (their next comparison reads every row: nothing was logged of the rebuild).
--- Nothing of what the restored database may carry is taken for its tracking.
+-- Nothing of what the restored database may carry is taken for its tracking. And the table must
+-- be the same table there, column for column, to be compared (one read of its shape there).
 CREATE OR REPLACE FUNCTION envsync.check_tracking(env text, tbl regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     e envsync.environments := (SELECT x FROM envsync.environments x WHERE x.name = env);
+    here text;
+    local_shape jsonb;
     remote_shape jsonb;
+    difference text;
     t record;
     there record;
     e_message text; e_detail text;
@@ -96,32 +100,41 @@ BEGIN
     IF e.server IS NULL THEN
         RETURN;
     END IF;
+    here := (SELECT x.name FROM envsync.environments x WHERE x.server IS NULL);
+    local_shape := envsync.table_shape(tbl);
     EXECUTE format('SELECT shape FROM %I.tracked_shapes WHERE table_id = $1', e.link_schema)
        INTO remote_shape USING (SELECT r.table_id FROM envsync.reading(env, tbl) r);
-    IF remote_shape ->> 'table' IS NOT DISTINCT FROM envsync.table_shape(tbl) ->> 'table' THEN
-        RETURN;
+    IF remote_shape ->> 'table' IS DISTINCT FROM local_shape ->> 'table' THEN
+        FOR t IN SELECT et.table_id, tt.relid FROM envsync.environment_tables et JOIN envsync.tracked_tables tt USING (table_id)
+                  WHERE et.environment = env ORDER BY et.table_id LOOP
+            BEGIN
+                SELECT * INTO there FROM envsync.track_there(env, t.relid);
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL;
+                RAISE EXCEPTION 'table "%" is not tracked in environment "%"', t.relid, env
+                    USING ERRCODE = 'object_not_in_prerequisite_state',
+                          DETAIL = 'Tracking it there again failed: ' || e_message || coalesce(E'\n' || nullif(e_detail, ''), ''),
+                          HINT = format('If environment "%s" was rebuilt, run sync_grant_link() there again for the synced tables; the next comparison tracks them again.', env);
+            END;
+            UPDATE envsync.environment_tables et SET remote_table_id = there.table_id
+             WHERE et.environment = env AND et.table_id = t.table_id;
+        END LOOP;
+        DELETE FROM envsync.sync_points sp WHERE env IN (sp.env_a, sp.env_b);
+        RAISE NOTICE 'the tables of environment "%" are tracked there again', env
+            USING DETAIL = 'Its tracking was lost (the database was rebuilt?): the next comparison of each table reads every row.';
+        EXECUTE format('SELECT shape FROM %I.tracked_shapes WHERE table_id = $1', e.link_schema)
+           INTO remote_shape USING (SELECT r.table_id FROM envsync.reading(env, tbl) r);
     END IF;
-    FOR t IN SELECT et.table_id, tt.relid FROM envsync.environment_tables et JOIN envsync.tracked_tables tt USING (table_id)
-              WHERE et.environment = env ORDER BY et.table_id LOOP
-        BEGIN
-            SELECT * INTO there FROM envsync.track_there(env, t.relid);
-        EXCEPTION WHEN OTHERS THEN
-            GET STACKED DIAGNOSTICS e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL;
-            RAISE EXCEPTION 'table "%" is not tracked in environment "%"', t.relid, env
-                USING ERRCODE = 'object_not_in_prerequisite_state',
-                      DETAIL = 'Tracking it there again failed: ' || e_message || coalesce(E'\n' || nullif(e_detail, ''), ''),
-                      HINT = format('If environment "%s" was rebuilt, run sync_grant_link() there again for the synced tables; the next comparison tracks them again.', env);
-        END;
-        UPDATE envsync.environment_tables et SET remote_table_id = there.table_id
-         WHERE et.environment = env AND et.table_id = t.table_id;
-    END LOOP;
-    DELETE FROM envsync.sync_points sp WHERE env IN (sp.env_a, sp.env_b);
-    RAISE NOTICE 'the tables of environment "%" are tracked there again', env
-        USING DETAIL = 'Its tracking was lost (the database was rebuilt?): the next comparison of each table reads every row.';
+    difference := envsync.shape_difference(local_shape, coalesce(remote_shape, '{}'), here, env);
+    IF difference IS NOT NULL THEN
+        RAISE EXCEPTION 'table "%" differs between environments "%" and "%"', tbl, here, env
+            USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = difference,
+                  HINT = 'Make the table identical in every environment, then compare again.';
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION envsync.check_tracking(text, regclass) IS
-    'Tracks every table of an environment there again if the id of this one no longer names it there (TEST rebuilt)';
+    'Tracks every table of an environment there again if the id of this one no longer names it there (TEST rebuilt); refuses to compare a table that differs there, naming the column';
 
 CREATE OR REPLACE FUNCTION envsync.require_module(module text) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
