@@ -21,7 +21,9 @@ INSERT INTO hash_probe VALUES
     (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
     (3, 0, 'infinity', '-infinity', '-1 mon', 'NaN', '[]', '[]', '', '{}', '', '(0,0)', -0.01, '{}');
 
-CREATE TEMP TABLE hashes_default AS SELECT id, envsync.row_hash(h) AS hash FROM hash_probe h;
+-- (and the stored hash, of the full comparison's summaries, likewise)
+CREATE TEMP TABLE hashes_default AS
+    SELECT id, envsync.row_hash(h) AS hash, envsync.stored_hash(h) AS stored FROM hash_probe h;
 
 SET TimeZone = 'Asia/Kathmandu';
 SET DateStyle = 'SQL, DMY';
@@ -30,7 +32,8 @@ SET extra_float_digits = -3;
 SET bytea_output = 'escape';
 SET client_encoding = 'LATIN1';
 SET lc_monetary = 'C';
-SELECT h.id, envsync.row_hash(h) = d.hash AS same_hash_under_other_settings
+SELECT h.id, envsync.row_hash(h) = d.hash AS same_hash_under_other_settings,
+       envsync.stored_hash(h) = d.stored AS same_stored_hash
   FROM hash_probe h JOIN hashes_default d USING (id) ORDER BY h.id;
 RESET ALL;
 
@@ -57,19 +60,8 @@ SELECT envsync.row_hash(ROW(NULL::text)) <> envsync.row_hash(ROW(''::text)) AS n
 -- A NULL row has no hash.
 SELECT envsync.row_hash(NULL::hash_probe) IS NULL AS null_row;
 
--- The stored hash (the full comparison's summaries): the same whatever the session says or how
--- a value is compressed; values stored apart hash apart even when equal.
-CREATE TEMP TABLE stored_default AS SELECT id, envsync.stored_hash(h) AS hash FROM hash_probe h;
-SET TimeZone = 'Asia/Kathmandu';
-SET DateStyle = 'SQL, DMY';
-SET IntervalStyle = 'postgres_verbose';
-SET extra_float_digits = -3;
-SET bytea_output = 'escape';
-SET client_encoding = 'LATIN1';
-SET lc_monetary = 'C';
-SELECT h.id, envsync.stored_hash(h) = d.hash AS same_stored_hash_under_other_settings
-  FROM hash_probe h JOIN stored_default d USING (id) ORDER BY h.id;
-RESET ALL;
+-- The stored hash: the same however a value is compressed; values stored apart hash apart even
+-- when equal.
 CREATE TEMP TABLE pglz_notes (id integer, note text COMPRESSION pglz);
 CREATE TEMP TABLE lz4_notes (id integer, note text COMPRESSION lz4);
 INSERT INTO pglz_notes VALUES (1, repeat('compressed note ', 5000));
