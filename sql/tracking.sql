@@ -56,6 +56,17 @@ SELECT envsync.track_change();
 CREATE INDEX row_log_key ON envsync.row_log ((key[1]));
 INSERT INTO shop.cms_pages (id, slug) VALUES (4, 'x');
 DROP INDEX envsync.row_log_key;
+-- A plain index made on the log while this session writes it gets the entries written after it
+-- (the trigger keeps the log's indexes between writes, until they change).
+CREATE INDEX row_log_kind ON envsync.row_log (kind, key);
+INSERT INTO shop.cms_pages (id, slug) VALUES (6, 'z');
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT key, kind FROM envsync.row_log WHERE kind = 'I' AND key = '{6}';
+SELECT key, kind FROM envsync.row_log WHERE kind = 'I' AND key = '{6}';
+RESET enable_seqscan;
+DELETE FROM shop.cms_pages WHERE id = 6;
+DELETE FROM envsync.row_log WHERE key = '{6}';
+DROP INDEX envsync.row_log_kind;
 
 -- The ad hoc diff refuses a NULL key instead of reading it.
 SELECT * FROM envsync.diff_table('prod', 'prod', 'shop.cms_pages', ARRAY[NULL]::text[]);

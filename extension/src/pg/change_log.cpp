@@ -16,33 +16,35 @@ constexpr LogColumnSpec log_columns[n_cols] = {{"table_id", INT4OID}, {"key", TE
                                                {"applied", BOOLOID}, {"xid", XID8OID}, {"at", TIMESTAMPTZOID}};
 
 Oid log_relid = InvalidOid;
-// Where the log's columns are, found once until the table changes (-1: not looked at yet).
-int log_position[n_cols] = {-1};
 
+// What a write of an entry needs that outlives the statement, found once and kept until the log
+// or one of its indexes changes: where its columns are (by name, as a column dropped by an
+// upgrade keeps its place and stays NULL) and its indexes with their IndexInfo. Building the
+// IndexInfo for every written row took about a tenth of the trigger's time.
+struct LogLayout {
+    bool valid = false;
+    MemoryContext context = nullptr;  // the IndexInfos and the arrays below
+    int position[n_cols];
+    int natts;
+    Datum *values;  // one entry's values and nulls, by the log's attribute numbers
+    bool *nulls;
+    int n_indexes;
+    Oid *index_oids;
+    IndexInfo **index_info;
+};
+LogLayout layout;
+
+// Invalidation only marks the layout stale: it may arrive while an entry is being written
+// (opening an index accepts invalidations), so it is rebuilt at the next opening of the log.
 void forget_log(Datum, Oid relid) {
     if (relid == InvalidOid || relid == log_relid) {
         log_relid = InvalidOid;
-        log_position[0] = -1;
+        layout.valid = false;
+        return;
     }
-}
-
-// Where each column of the log is in its tuples: by name, as a column dropped by an upgrade
-// keeps its place (and stays NULL). Its indexes, kept up to date with each entry.
-struct ChangeLog {
-    Relation rel;
-    int position[n_cols];
-    CatalogIndexState indexes;
-};
-
-// Entries go to the indexes the way PostgreSQL's own catalogs do: that needs plain column
-// indexes (no expression, no predicate, no exclusion constraint).
-bool plain_indexes(CatalogIndexState indexes) {
-    for (int i = 0; i < indexes->ri_NumIndices; i++) {
-        IndexInfo *info = indexes->ri_IndexRelationInfo[i];
-        if (info->ii_Expressions != NIL || info->ii_Predicate != NIL || info->ii_ExclusionOps != nullptr)
-            return false;
-    }
-    return true;
+    for (int i = 0; layout.valid && i < layout.n_indexes; i++)
+        if (layout.index_oids[i] == relid)
+            layout.valid = false;
 }
 
 bool find_columns(TupleDesc desc, int *position) {
@@ -64,8 +66,55 @@ bool find_columns(TupleDesc desc, int *position) {
     return live == n_cols;
 }
 
+// Entries go straight to the heap and its indexes, bypassing the executor: the table must stay
+// as the install script made it (its columns, no trigger, indexes of plain columns only: no
+// expression, no predicate, no exclusion constraint) to remain consistent.
+[[noreturn]] void log_altered() {
+    ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                    errmsg("envsync change log table \"envsync.row_log\" was altered"),
+                    errdetail("The table must have its original columns, no trigger and only indexes of plain columns.")));
+    pg_unreachable();
+}
+
+void build_layout(Relation rel) {
+    if (!layout.context)
+        layout.context = AllocSetContextCreate(CacheMemoryContext, "envsync change log", ALLOCSET_SMALL_SIZES);
+    MemoryContextReset(layout.context);
+    layout.valid = false;
+    TupleDesc desc = RelationGetDescr(rel);
+    if (!find_columns(desc, layout.position))
+        log_altered();
+    List *indexes = RelationGetIndexList(rel);
+    MemoryContext outer = MemoryContextSwitchTo(layout.context);
+    layout.natts = desc->natts;
+    layout.values = static_cast<Datum *>(palloc0(desc->natts * sizeof(Datum)));
+    layout.nulls = static_cast<bool *>(palloc(desc->natts * sizeof(bool)));
+    layout.n_indexes = list_length(indexes);
+    layout.index_oids = static_cast<Oid *>(palloc0(layout.n_indexes * sizeof(Oid)));
+    layout.index_info = static_cast<IndexInfo **>(palloc0(layout.n_indexes * sizeof(IndexInfo *)));
+    MemoryContextSwitchTo(outer);
+    // Valid from here: an invalidation taken in while the indexes are opened marks it stale again.
+    layout.valid = true;
+    int i = 0;
+    ListCell *cell;
+    foreach (cell, indexes) {
+        Relation index = index_open(lfirst_oid(cell), RowExclusiveLock);
+        outer = MemoryContextSwitchTo(layout.context);
+        IndexInfo *info = BuildIndexInfo(index);
+        MemoryContextSwitchTo(outer);
+        index_close(index, NoLock);
+        if (info->ii_Expressions != NIL || info->ii_Predicate != NIL || info->ii_ExclusionOps != nullptr) {
+            layout.valid = false;
+            log_altered();
+        }
+        layout.index_oids[i] = lfirst_oid(cell);
+        layout.index_info[i++] = info;
+    }
+    list_free(indexes);
+}
+
 // The log table, opened for appending (closed with table_close(.., NoLock)).
-ChangeLog open_change_log() {
+Relation open_change_log() {
     static bool callback_registered = false;
     if (!callback_registered) {
         CacheRegisterRelcacheCallback(forget_log, Datum(0));
@@ -76,38 +125,21 @@ ChangeLog open_change_log() {
     if (!OidIsValid(log_relid))
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("envsync change log table is missing"),
                         errhint("Reinstall the extension with DROP EXTENSION envsync and CREATE EXTENSION envsync.")));
-    ChangeLog log{table_open(log_relid, RowExclusiveLock), {}, nullptr};
-    // Entries are written straight to the heap and its indexes, bypassing the executor: the
-    // table must stay as the install script made it (plain indexes, no trigger) to remain
-    // consistent.
-    if (log_position[0] < 0 && !find_columns(RelationGetDescr(log.rel), log_position))
-        log_position[0] = -1;
-    memcpy(log.position, log_position, sizeof(log_position));
-    bool as_made = log.position[0] >= 0 && !log.rel->trigdesc;
-    if (as_made) {
-        log.indexes = CatalogOpenIndexes(log.rel);
-        as_made = plain_indexes(log.indexes);
-    }
-    if (!as_made)
-        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                        errmsg("envsync change log table \"envsync.row_log\" was altered"),
-                        errdetail("The table must have its original columns, no trigger and only indexes of plain columns.")));
-    return log;
+    Relation rel = table_open(log_relid, RowExclusiveLock);
+    if (!layout.valid)  // after the lock: changes of the table made before it are seen
+        build_layout(rel);
+    if (rel->trigdesc)
+        log_altered();
+    return rel;
 }
 
-void close_change_log(const ChangeLog &log) {
-    CatalogCloseIndexes(log.indexes);
-    table_close(log.rel, NoLock);
-}
-
-void append_change(const ChangeLog &log, int32 table_id, Datum key, ChangeKind kind) {
-    TupleDesc desc = RelationGetDescr(log.rel);
-    Datum *values = static_cast<Datum *>(palloc0(desc->natts * sizeof(Datum)));
-    bool *nulls = static_cast<bool *>(palloc(desc->natts * sizeof(bool)));
-    memset(nulls, true, desc->natts * sizeof(bool));
+void append_change(Relation log, int32 table_id, Datum key, ChangeKind kind) {
+    Datum *values = layout.values;
+    bool *nulls = layout.nulls;
+    memset(nulls, true, layout.natts * sizeof(bool));
     auto set = [&](LogColumn c, Datum value) {
-        values[log.position[c]] = value;
-        nulls[log.position[c]] = false;
+        values[layout.position[c]] = value;
+        nulls[layout.position[c]] = false;
     };
     set(table_id_col, Int32GetDatum(table_id));
     set(key_col, key);
@@ -115,11 +147,26 @@ void append_change(const ChangeLog &log, int32 table_id, Datum key, ChangeKind k
     set(applied_col, BoolGetDatum(applying));
     set(xid_col, FullTransactionIdGetDatum(GetTopFullTransactionId()));
     set(at_col, TimestampTzGetDatum(GetCurrentStatementStartTimestamp()));
-    HeapTuple tuple = heap_form_tuple(desc, values, nulls);
-    CatalogTupleInsertWithInfo(log.rel, tuple, log.indexes);
+    HeapTuple tuple = heap_form_tuple(RelationGetDescr(log), values, nulls);
+    simple_heap_insert(log, tuple);
+    // Index entries from the values themselves: the indexes are of plain columns.
+    Datum index_values[INDEX_MAX_KEYS];
+    bool index_nulls[INDEX_MAX_KEYS];
+    for (int i = 0; i < layout.n_indexes; i++) {
+        IndexInfo *info = layout.index_info[i];
+        if (!info->ii_ReadyForInserts)
+            continue;
+        for (int k = 0; k < info->ii_NumIndexAttrs; k++) {
+            AttrNumber column = info->ii_IndexAttrNumbers[k];
+            index_values[k] = values[column - 1];
+            index_nulls[k] = nulls[column - 1];
+        }
+        Relation index = index_open(layout.index_oids[i], RowExclusiveLock);
+        index_insert(index, index_values, index_nulls, &tuple->t_self, log,
+                     info->ii_Unique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO, false, info);
+        index_close(index, NoLock);
+    }
     heap_freetuple(tuple);
-    pfree(values);
-    pfree(nulls);
 }
 
 struct DeformedRow {
@@ -184,7 +231,7 @@ void log_row_event(TriggerData *trigger, const std::vector<ColumnReader> &column
                    const std::vector<AttrNumber> &key, int32 table_id) {
     pg_call([&] {
         TupleDesc desc = RelationGetDescr(trigger->tg_relation);
-        ChangeLog log = open_change_log();
+        Relation log = open_change_log();
         TriggerEvent event = trigger->tg_event;
         if (TRIGGER_FIRED_BY_INSERT(event)) {
             DeformedRow row = deform(trigger->tg_trigtuple, desc);
@@ -204,7 +251,7 @@ void log_row_event(TriggerData *trigger, const std::vector<ColumnReader> &column
                 append_change(log, table_id, new_key, ChangeKind::inserted);
             }
         }
-        close_change_log(log);
+        table_close(log, NoLock);
     });
 }
 
@@ -215,7 +262,7 @@ void log_truncate(Relation rel, const std::vector<ColumnReader> &columns, const 
         if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
             return;
         TupleDesc desc = RelationGetDescr(rel);
-        ChangeLog log = open_change_log();
+        Relation log = open_change_log();
         Datum *values = static_cast<Datum *>(palloc(desc->natts * sizeof(Datum)));
         bool *nulls = static_cast<bool *>(palloc(desc->natts * sizeof(bool)));
         TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, nullptr);
@@ -229,7 +276,7 @@ void log_truncate(Relation rel, const std::vector<ColumnReader> &columns, const 
         MemoryContextSwitchTo(outer);
         MemoryContextDelete(per_row);
         table_endscan(scan);
-        close_change_log(log);
+        table_close(log, NoLock);
     });
 }
 
