@@ -27,7 +27,7 @@ REGRESS_OPTS = --load-extension=postgres_fdw --load-extension=envsync
 PG_CONFIG   ?= pg_config
 PG_CPPFLAGS += -I$(srcdir)/extension/src
 PG_CXXFLAGS += -std=c++17 -Wno-register -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -MMD -MP
-SHLIB_LINK  += -lfmt -lstdc++
+SHLIB_LINK  += -lfmt -lstdc++ -lpq
 EXTRA_CLEAN  = $(OBJS:.o=.d)
 
 # No LLVM bitcode: PGXS would compile the C++ sources with clang without PG_CXXFLAGS, and JIT
@@ -35,6 +35,9 @@ EXTRA_CLEAN  = $(OBJS:.o=.d)
 override with_llvm = no
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+# libpq's header, after the server's (whose pg_config.h must win): the apply streams its records
+# on postgres_fdw's connection (extension/src/pg/remote_copy.cpp).
+override CPPFLAGS += -I$(shell $(PG_CONFIG) --includedir)
 
 extension/$(EXTNAME)--$(EXTVERSION).sql: $(INSTALL_SQL)
 	cat $^ > $@

@@ -44,9 +44,9 @@ BEGIN
         ('compact_requests', 'table_id integer, taken pg_snapshot[], most integer, forgotten bigint', ''),
         ('read_requests', 'table_id integer, keys text[], rows jsonb', ''),
         ('cascade_requests', 'table_id integer, keys text[], tables integer[], cascades jsonb', ''),
-        -- an apply stages its records in batches, then one request writes them
+        -- an apply stages its records (envsync.copy_to_link), then one request writes them
         ('apply_stage', 'run bigint, table_id integer, key text[], op "char", expect_hash bigint, '
-                        'new_row jsonb, new_hash bigint', ', batch_size ''1000'''),
+                        'new_row jsonb, new_hash bigint', ''),
         ('apply_requests', 'run bigint, environment text, move_sequences boolean, result jsonb, '
                            'requested_at timestamptz DEFAULT now(), run_info jsonb', '')
         ) AS r (name, columns, options) LOOP
@@ -57,6 +57,15 @@ END
 $$;
 COMMENT ON FUNCTION envsync.create_link(name, name) IS
     'Creates the schema of foreign tables that reach another environment''s envsync';
+
+-- Streams the rows of an open cursor (their columns those of the foreign table) into the
+-- relation a postgres_fdw foreign table stands for, with one COPY on the connection and in the
+-- remote transaction postgres_fdw uses for it, as the current user (who needs the right to
+-- INSERT into the foreign table). Returns how many rows went.
+CREATE OR REPLACE FUNCTION envsync.copy_to_link(link_table regclass, records refcursor) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'envsync_copy_to_link' LANGUAGE C STRICT;
+COMMENT ON FUNCTION envsync.copy_to_link(regclass, refcursor) IS
+    'Streams a cursor''s rows into the remote relation of a postgres_fdw foreign table, with COPY in its remote transaction';
 
 -- Where an environment's read requests and change log are (quoted names: its link schema's
 -- foreign tables, or envsync's own here), and the table's id there.

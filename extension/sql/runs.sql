@@ -187,73 +187,29 @@ $$;
 COMMENT ON FUNCTION envsync.check_unchanged(bigint, text, pg_snapshot) IS
     'Refuses a run whose selected records one side logged an edit of since its comparison, listing them';
 
--- envsync.batch_bytes in bytes (its value as set, a number of kB or with a unit, before the
--- library defines the setting in this session).
-CREATE OR REPLACE FUNCTION envsync.batch_bytes() RETURNS bigint
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE WHEN v ~ '^[0-9]+$' THEN v::bigint * 1024 ELSE pg_size_bytes(v) END
-      FROM (SELECT coalesce(nullif(current_setting('envsync.batch_bytes', true), ''), '64MB') AS v) s
-$$;
-COMMENT ON FUNCTION envsync.batch_bytes() IS 'The setting envsync.batch_bytes, in bytes';
-
--- Stages a run's records in its target (through postgres_fdw for another environment) and has
--- them written there in one request. Returns per table id there: inserted, updated, deleted.
+-- Stages a run's records in its target and has them written there in one request. Another
+-- environment's stage takes them in one COPY on the link's connection (envsync.copy_to_link).
+-- Returns per table id there: inserted, updated, deleted.
 CREATE OR REPLACE FUNCTION envsync.write_target(sync_id bigint) RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     s envsync.sync_runs := (SELECT r FROM envsync.sync_runs r WHERE r.id = sync_id);
     target envsync.environments := (SELECT e FROM envsync.environments e JOIN envsync.compare_runs c ON c.target = e.name
                                      WHERE c.id = s.comparison_id);
-    stage text := '(run, table_id, key, op, expect_hash, new_row, new_hash)
-                   SELECT $1, w.target_table_id, w.key, w.op, w.expect_hash, w.new_row, w.new_hash
-                     FROM envsync.run_writes($1) w';
-    -- about the bytes of a staged record (a compressed value: its text, as postgres_fdw sends it)
-    size text := 'CASE WHEN pg_column_compression(w.new_row) IS NULL THEN coalesce(pg_column_size(w.new_row), 0)
-                       ELSE octet_length(w.new_row::text) END + 100';
-    budget bigint := envsync.batch_bytes();
-    w record;
-    part envsync.apply_stage[] := '{}';
-    part_bytes bigint := 0;
-    total bigint;
+    records refcursor;
     result jsonb;
 BEGIN
     IF target.server IS NULL THEN
-        EXECUTE 'INSERT INTO envsync.apply_stage ' || stage USING sync_id;
+        INSERT INTO envsync.apply_stage (run, table_id, key, op, expect_hash, new_row, new_hash)
+        SELECT sync_id, w.target_table_id, w.key, w.op, w.expect_hash, w.new_row, w.new_hash
+          FROM envsync.run_writes(sync_id) w;
         RETURN envsync.apply_staged(sync_id, target.name, NOT s.test_import);
     END IF;
-    -- postgres_fdw sends 1,000 rows per statement, whatever their size: records of at most
-    -- envsync.batch_bytes in all go in one statement; otherwise those under a thousandth of it
-    -- (any 1,000 of them within it) go in one, the others in parts of about that many bytes.
-    -- (bounded from above by the whole records: gathering each update's changed columns for
-    -- this sum would cost as much as staging them)
-    EXECUTE format('SELECT coalesce(sum(%s), 0)
-                      FROM envsync.sync_runs s
-                      JOIN envsync.sync_runs frozen ON frozen.id = coalesce(s.reverts, s.id)
-                      JOIN envsync.compare_changes cc ON cc.comparison_id = s.comparison_id AND cc.change_id <@ frozen.selection
-                     CROSS JOIN LATERAL (SELECT CASE WHEN s.reverts IS NULL THEN cc.source_row ELSE cc.target_row END) w(new_row)
-                     WHERE s.id = $1', size) INTO total USING sync_id;
-    IF total <= budget THEN
-        EXECUTE format('INSERT INTO %I.apply_stage ', target.link_schema) || stage USING sync_id;
-    ELSE
-        -- (OFFSET 0: each record's changed columns are gathered once)
-        EXECUTE format('INSERT INTO %I.apply_stage (run, table_id, key, op, expect_hash, new_row, new_hash)
-                        SELECT $1, w.target_table_id, w.key, w.op, w.expect_hash, w.new_row, w.new_hash
-                          FROM (SELECT w.*, %s AS size FROM envsync.run_writes($1) w OFFSET 0) w WHERE w.size < $2',
-                       target.link_schema, size) USING sync_id, budget / 1000;
-        FOR w IN EXECUTE format('SELECT * FROM (SELECT w.*, %s AS size FROM envsync.run_writes($1) w OFFSET 0) w
-                                  WHERE w.size >= $2', size) USING sync_id, budget / 1000 LOOP
-            part := part || ROW(sync_id, w.target_table_id, w.key, w.op, w.expect_hash, w.new_row, w.new_hash)::envsync.apply_stage;
-            part_bytes := part_bytes + w.size;
-            IF part_bytes >= budget THEN
-                EXECUTE format('INSERT INTO %I.apply_stage SELECT p.* FROM unnest($1) p', target.link_schema) USING part;
-                part := '{}';
-                part_bytes := 0;
-            END IF;
-        END LOOP;
-        IF cardinality(part) > 0 THEN
-            EXECUTE format('INSERT INTO %I.apply_stage SELECT p.* FROM unnest($1) p', target.link_schema) USING part;
-        END IF;
-    END IF;
+    OPEN records NO SCROLL FOR
+        SELECT sync_id, w.target_table_id, w.key, w.op, w.expect_hash, w.new_row, w.new_hash
+          FROM envsync.run_writes(sync_id) w;
+    PERFORM envsync.copy_to_link(format('%I.apply_stage', target.link_schema)::regclass, records);
+    CLOSE records;
     EXECUTE format('INSERT INTO %I.apply_requests (run, environment, move_sequences, run_info) VALUES ($1, $2, $3, $4) '
                    'RETURNING result', target.link_schema)
        INTO result USING sync_id, target.name, NOT s.test_import,

@@ -7,8 +7,8 @@
 #   a comparison of ROWS records of 1 MB each, all different, with envsync.batch_bytes at its
 #     default (64 MB) against 4 GB (reads as large as before the setting; past about 250 such
 #     records one read's answer exceeds jsonb's 256 MB and the comparison fails);
-#   those records applied PROD > TEST, envsync.batch_bytes 4 GB (staged in one statement, as
-#     before the setting bounded it) against its default.
+#   those records applied PROD > TEST, envsync.batch_bytes 4 GB (read for the stream into
+#     TEST all at once, as before the setting bounded it) against its default.
 #   test/bench/big_values.sh [size in MB, default 100] [rows, default 300]
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -91,4 +91,4 @@ id=$(psql_prod -c "SELECT sync_compare('prod', 'test', ARRAY['pages'], full_comp
 psql_prod -c "UPDATE envsync.changes SET selected = true WHERE comparison_id = $id" >/dev/null
 read -r n0 p0 t0 < <(apply_pages 4GB "$id")
 read -r n1 p1 t1 < <(apply_pages 64MB "$id")
-echo "$rows records of 1 MB applied PROD > TEST ($n0 and $n1 written): peak MB PROD $p0 -> $p1, TEST $t0 -> $t1 (batch_bytes 4GB -> 64MB: staged in one statement -> in parts); ratio PROD $(awk "BEGIN { printf \"%.2f\", $p1 / $p0 }"), TEST $(awk "BEGIN { printf \"%.2f\", $t1 / $t0 }")"
+echo "$rows records of 1 MB applied PROD > TEST ($n0 and $n1 written): peak MB PROD $p0 -> $p1, TEST $t0 -> $t1 (batch_bytes 4GB -> 64MB: read all at once -> in parts); ratio PROD $(awk "BEGIN { printf \"%.2f\", $p1 / $p0 }"), TEST $(awk "BEGIN { printf \"%.2f\", $t1 / $t0 }")"

@@ -87,6 +87,15 @@ Portal open(const char *name, const std::string &sql, Params params, bool read_o
     });
 }
 
+Portal find_cursor(const std::string &name) {
+    return pg_call([&] {
+        Portal cursor = SPI_cursor_find(name.c_str());
+        if (cursor == nullptr)
+            ereport(ERROR, (errcode(ERRCODE_UNDEFINED_CURSOR), errmsg("cursor \"%s\" does not exist", name.c_str())));
+        return cursor;
+    });
+}
+
 uint64_t fetch(Portal cursor, long count) {
     return pg_call([&] {
         SPI_cursor_fetch(cursor, true, count);

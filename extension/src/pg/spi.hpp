@@ -50,6 +50,8 @@ SPITupleTable *keep_rows();
 void free_rows(SPITupleTable *rows);
 
 Portal open(const char *name, const std::string &sql, Params params, bool read_only);
+// A cursor opened by the caller (a refcursor's name); an ERROR if there is none.
+Portal find_cursor(const std::string &name);
 uint64_t fetch(Portal cursor, long count);
 void close(Portal cursor);
 
