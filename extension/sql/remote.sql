@@ -67,6 +67,20 @@ CREATE OR REPLACE FUNCTION envsync.copy_to_link(link_table regclass, records ref
 COMMENT ON FUNCTION envsync.copy_to_link(regclass, refcursor) IS
     'Streams a cursor''s rows into the remote relation of a postgres_fdw foreign table, with COPY in its remote transaction';
 
+-- A request to another environment that runs there while this server goes on: send_to_link
+-- inserts a row (a JSON object by column name) into the relation a postgres_fdw foreign table
+-- stands for, as the current user (who needs the right to INSERT into the foreign table), in
+-- postgres_fdw's remote transaction; answer_from_link waits for it and returns the row inserted
+-- there (RETURNING, as JSON). In between the link serves nothing else.
+CREATE OR REPLACE FUNCTION envsync.send_to_link(link_table regclass, "row" jsonb) RETURNS void
+    AS 'MODULE_PATHNAME', 'envsync_send_to_link' LANGUAGE C STRICT;
+COMMENT ON FUNCTION envsync.send_to_link(regclass, jsonb) IS
+    'Sends the insertion of a row into the remote relation of a postgres_fdw foreign table, without waiting for it';
+CREATE OR REPLACE FUNCTION envsync.answer_from_link(link_table regclass) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'envsync_answer_from_link' LANGUAGE C STRICT;
+COMMENT ON FUNCTION envsync.answer_from_link(regclass) IS
+    'Waits for the insertion sent by envsync.send_to_link and returns the row inserted there';
+
 -- Where an environment's read requests and change log are (quoted names: its link schema's
 -- foreign tables, or envsync's own here), and the table's id there.
 CREATE OR REPLACE FUNCTION envsync.reading(env text, tbl regclass, OUT requests_from text,

@@ -187,9 +187,10 @@ $$;
 COMMENT ON FUNCTION envsync.check_unchanged(bigint, text, pg_snapshot) IS
     'Refuses a run whose selected records one side logged an edit of since its comparison, listing them';
 
--- Stages a run's records in its target and has them written there in one request. Another
--- environment's stage takes them in one COPY on the link's connection (envsync.copy_to_link).
--- Returns per table id there: inserted, updated, deleted.
+-- Stages a run's records in its target, has them written there in one request and keeps the
+-- pair's bookkeeping (envsync.keep_in_sync). Another environment's stage takes the records in
+-- one COPY on the link's connection (envsync.copy_to_link); the bookkeeping is kept here while
+-- it writes them. Returns per table id there: inserted, updated, deleted.
 CREATE OR REPLACE FUNCTION envsync.write_target(sync_id bigint) RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -197,30 +198,35 @@ DECLARE
     target envsync.environments := (SELECT e FROM envsync.environments e JOIN envsync.compare_runs c ON c.target = e.name
                                      WHERE c.id = s.comparison_id);
     records refcursor;
+    requests regclass;
     result jsonb;
 BEGIN
     IF target.server IS NULL THEN
         INSERT INTO envsync.apply_stage (run, table_id, key, op, expect_hash, new_row, new_hash)
         SELECT sync_id, w.target_table_id, w.key, w.op, w.expect_hash, w.new_row, w.new_hash
           FROM envsync.run_writes(sync_id) w;
-        RETURN envsync.apply_staged(sync_id, target.name, NOT s.test_import);
+        result := envsync.apply_staged(sync_id, target.name, NOT s.test_import);
+        PERFORM envsync.keep_in_sync(sync_id);
+        RETURN result;
     END IF;
     OPEN records NO SCROLL FOR
         SELECT sync_id, w.target_table_id, w.key, w.op, w.expect_hash, w.new_row, w.new_hash
           FROM envsync.run_writes(sync_id) w;
     PERFORM envsync.copy_to_link(format('%I.apply_stage', target.link_schema)::regclass, records);
     CLOSE records;
-    EXECUTE format('INSERT INTO %I.apply_requests (run, environment, move_sequences, run_info) VALUES ($1, $2, $3, $4) '
-                   'RETURNING result', target.link_schema)
-       INTO result USING sync_id, target.name, NOT s.test_import,
-            jsonb_build_object('comparison_id', s.comparison_id, 'reverts', s.reverts, 'scheduled_by', s.scheduled_by,
-                               'run_at', s.run_at,
-                               'selection', (SELECT frozen.selection::text FROM envsync.sync_runs frozen
-                                              WHERE frozen.id = coalesce(s.reverts, s.id)));
-    RETURN result;
+    requests := format('%I.apply_requests', target.link_schema)::regclass;
+    PERFORM envsync.send_to_link(requests, jsonb_build_object(
+        'run', sync_id, 'environment', target.name, 'move_sequences', NOT s.test_import,
+        'run_info', jsonb_build_object('comparison_id', s.comparison_id, 'reverts', s.reverts,
+                                       'scheduled_by', s.scheduled_by, 'run_at', s.run_at,
+                                       'selection', (SELECT frozen.selection::text FROM envsync.sync_runs frozen
+                                                      WHERE frozen.id = coalesce(s.reverts, s.id)))));
+    PERFORM envsync.keep_in_sync(sync_id);   -- while the target writes
+    RETURN envsync.answer_from_link(requests) -> 'result';
 END
 $$;
-COMMENT ON FUNCTION envsync.write_target(bigint) IS 'Stages a run''s records in its target and has them written there';
+COMMENT ON FUNCTION envsync.write_target(bigint) IS
+    'Stages a run''s records in its target, has them written there and keeps the pair''s bookkeeping';
 
 -- Per module of a comparison, what a run wrote (its target answers per table id there).
 CREATE OR REPLACE FUNCTION envsync.run_summary(comparison_id bigint, written jsonb) RETURNS jsonb
@@ -311,7 +317,6 @@ BEGIN
     PERFORM envsync.report_progress('apply', 2, 3, format('writing in environment "%s"', c.target),
                                     jsonb_build_object('sync_id', sync_id));
     written := envsync.run_summary(c.id, envsync.write_target(sync_id));
-    PERFORM envsync.keep_in_sync(sync_id);
     PERFORM envsync.report_progress('apply', 3, 3, 'recording what was written', jsonb_build_object('sync_id', sync_id));
     UPDATE envsync.sync_runs r SET status = 'succeeded', finished_at = clock_timestamp(), summary = written
      WHERE r.id = sync_id;

@@ -33,7 +33,7 @@ Datum copy_to_link(FunctionCallInfo fcinfo) {
     pg::CacheMemory row_memory("envsync copy_to_link row");
     std::vector<FmgrInfo> outputs = pg::copy_outputs(cursor, relid, link, function_memory.get());
     int64 budget = int64(settings::batch_kilobytes) * 1024;
-    pg::RemoteCopy copy(link.conn, link.copy_sql);
+    pg::RemoteCopy copy(link);
     std::string lines;
     long part = first_part;
     int64 sent = 0;

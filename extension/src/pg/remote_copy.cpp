@@ -9,185 +9,19 @@ extern "C" {
 }
 
 namespace envsync::pg {
+
 namespace {
 
-// postgres_fdw's own functions, looked up in its library: its connection for a user mapping
-// (with its remote transaction begun), its way of raising an error that came from there, and
-// the settings under which it turns values into text for the other server.
-struct FdwConnState {
-    void *pending_request;  // an asynchronous foreign scan still reading from the connection
-};
-struct Fdw {
-    PGconn *(*get_connection)(UserMapping *, bool, FdwConnState **);
-    void (*report_error)(int, PGresult *, PGconn *, bool, const char *);
-    int (*set_transmission_modes)();
-    void (*reset_transmission_modes)(int);
-};
-
-const Fdw &fdw() {
-    static Fdw loaded;
-    if (loaded.get_connection == nullptr) {
-        pg_call([] {
-            const char *library = "$libdir/postgres_fdw";
-            auto find = [&](const char *name) { return load_external_function(library, name, true, nullptr); };
-            loaded.report_error = reinterpret_cast<decltype(Fdw::report_error)>(find("pgfdw_report_error"));
-            loaded.set_transmission_modes =
-                reinterpret_cast<decltype(Fdw::set_transmission_modes)>(find("set_transmission_modes"));
-            loaded.reset_transmission_modes =
-                reinterpret_cast<decltype(Fdw::reset_transmission_modes)>(find("reset_transmission_modes"));
-            loaded.get_connection = reinterpret_cast<decltype(Fdw::get_connection)>(find("GetConnection"));
-        });
-    }
-    return loaded;
-}
-
-const char *option(List *options, const char *name, const char *otherwise) {
-    ListCell *cell;
-    foreach (cell, options) {
-        DefElem *def = lfirst_node(DefElem, cell);
-        if (strcmp(def->defname, name) == 0)
-            return defGetString(def);
-    }
-    return otherwise;
-}
-
-bool updatable(List *options, bool otherwise) {
-    ListCell *cell;
-    foreach (cell, options) {
-        DefElem *def = lfirst_node(DefElem, cell);
-        if (strcmp(def->defname, "updatable") == 0)
-            return defGetBoolean(def);
-    }
-    return otherwise;
-}
-
-// Raises the other server's error (res), or the connection's (res NULL), as postgres_fdw does.
-[[noreturn]] void raise_remote(PGconn *conn, PGresult *res, const std::string &sql) {
-    pg_call([&] { fdw().report_error(ERROR, res, conn, true, sql.c_str()); });
-    throw UserError(ERRCODE_CONNECTION_FAILURE, "lost the connection to the other environment");
-}
-
-// Waits until the connection's socket is ready for events (readable or writable), or the latch
-// is set; a cancel or a timeout meanwhile is an ERROR.
-void wait_socket(PGconn *conn, int events) {
-    pg_call([&] {
-        int rc = WaitLatchOrSocket(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | events, PQsocket(conn), -1L,
-                                   PG_WAIT_EXTENSION);
-        if (rc & WL_LATCH_SET)
-            ResetLatch(MyLatch);
-        CHECK_FOR_INTERRUPTS();
-    });
-}
-
-// The next result of the statement running (NULL once it has none left).
-PGresult *next_result(PGconn *conn, const std::string &sql) {
-    while (PQisBusy(conn)) {
-        wait_socket(conn, WL_SOCKET_READABLE);
-        if (!PQconsumeInput(conn))
-            raise_remote(conn, nullptr, sql);
-    }
-    return PQgetResult(conn);
-}
-
-void flush(PGconn *conn, const std::string &sql) {
-    for (;;) {
-        int pending = PQflush(conn);
-        if (pending == 0)
-            return;
-        if (pending < 0)
-            raise_remote(conn, nullptr, sql);
-        wait_socket(conn, WL_SOCKET_WRITEABLE);
-    }
-}
-
-// Leaves the connection with no statement running, as postgres_fdw expects it: the statement
-// is cancelled (a COPY then only discards what it is sent), a COPY still taking rows is
-// failed, and the results are read. Never raises (it runs while an error unwinds); it waits
-// for the other server's answer.
-void abandon(PGconn *conn) noexcept {
-    if (PQtransactionStatus(conn) == PQTRANS_ACTIVE) {
-        if (PGcancel *cancel = PQgetCancel(conn)) {
-            char message[256];
-            PQcancel(cancel, message, sizeof message);
-            PQfreeCancel(cancel);
-        }
-    }
-    PQsetnonblocking(conn, 0);
-    while (PGresult *res = PQgetResult(conn)) {
-        bool copying = PQresultStatus(res) == PGRES_COPY_IN;
-        PQclear(res);
-        if (copying && PQputCopyEnd(conn, "the sending side failed") != 1)
-            break;
-        if (PQstatus(conn) == CONNECTION_BAD)
-            break;
-    }
+std::string copy_statement(const LinkTable &table) {
+    std::string sql = "COPY " + table.relation + " (";
+    for (size_t i = 0; i < table.columns.size(); i++)
+        sql += (i > 0 ? ", " : "") + table.columns[i].remote;
+    return sql + ") FROM STDIN";
 }
 
 }  // namespace
 
-void open_link_table(Oid relid, LinkTable *table) {
-    struct Found {
-        PGconn *conn;
-        char *sql;
-        Oid *types;
-        int columns;
-    };
-    Found found = pg_call([&] {
-        char *name = get_rel_name(relid);
-        if (name == nullptr)
-            ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("relation with OID %u does not exist", relid)));
-        if (get_rel_relkind(relid) != RELKIND_FOREIGN_TABLE)
-            ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE), errmsg("\"%s\" is not a foreign table", name)));
-        ForeignTable *foreign = GetForeignTable(relid);
-        ForeignServer *server = GetForeignServer(foreign->serverid);
-        if (strcmp(GetForeignDataWrapper(server->fdwid)->fdwname, "postgres_fdw") != 0)
-            ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
-                            errmsg("foreign table \"%s\" is not a postgres_fdw table", name)));
-        AclResult allowed = pg_class_aclcheck(relid, GetUserId(), ACL_INSERT);
-        if (allowed != ACLCHECK_OK)
-            aclcheck_error(allowed, OBJECT_FOREIGN_TABLE, name);
-        if (!updatable(foreign->options, updatable(server->options, true)))
-            ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                            errmsg("foreign table \"%s\" does not allow inserts", name)));
-
-        StringInfoData sql;
-        initStringInfo(&sql);
-        appendStringInfo(&sql, "COPY %s.%s (",
-                         quote_identifier(option(foreign->options, "schema_name",
-                                                 get_namespace_name(get_rel_namespace(relid)))),
-                         quote_identifier(option(foreign->options, "table_name", name)));
-        Relation rel = table_open(relid, AccessShareLock);
-        TupleDesc desc = RelationGetDescr(rel);
-        Oid *types = static_cast<Oid *>(palloc(sizeof(Oid) * (desc->natts + 1)));
-        int columns = 0;
-        for (int i = 0; i < desc->natts; i++) {
-            Form_pg_attribute att = TupleDescAttr(desc, i);
-            if (att->attisdropped)
-                continue;
-            appendStringInfo(&sql, "%s%s", columns > 0 ? ", " : "",
-                             quote_identifier(option(GetForeignColumnOptions(relid, att->attnum), "column_name",
-                                                     NameStr(att->attname))));
-            types[columns++] = att->atttypid;
-        }
-        table_close(rel, AccessShareLock);
-        appendStringInfoString(&sql, ") FROM STDIN");
-
-        FdwConnState *state = nullptr;
-        PGconn *conn = fdw().get_connection(GetUserMapping(GetUserId(), server->serverid), false, &state);
-        if (state != nullptr && state->pending_request != nullptr)
-            elog(ERROR, "envsync: a foreign scan is still reading from server \"%s\"", server->servername);
-        return Found{conn, sql.data, types, columns};
-    });
-    table->conn = found.conn;
-    table->copy_sql = found.sql;
-    table->types.assign(found.types, found.types + found.columns);
-    pg_call([&] {
-        pfree(found.sql);
-        pfree(found.types);
-    });
-}
-
-RemoteCopy::RemoteCopy(PGconn *conn, std::string sql) : conn_(conn), sql_(std::move(sql)) {
+RemoteCopy::RemoteCopy(const LinkTable &table) : conn_(table.conn), sql_(copy_statement(table)) {
     if (!PQsendQuery(conn_, sql_.c_str()))
         raise_remote(conn_, nullptr, sql_);
     PGresult *refused = nullptr;
@@ -259,12 +93,12 @@ void RemoteCopy::finish() {
 }
 
 std::vector<FmgrInfo> copy_outputs(Portal cursor, Oid relid, const LinkTable &table, MemoryContext memory) {
-    std::vector<FmgrInfo> outputs(table.types.size());
+    std::vector<FmgrInfo> outputs(table.columns.size());
     pg_call([&] {
         TupleDesc desc = cursor->tupDesc;
-        bool same = desc != nullptr && size_t(desc->natts) == table.types.size();
+        bool same = desc != nullptr && size_t(desc->natts) == table.columns.size();
         for (int i = 0; same && i < desc->natts; i++)
-            same = TupleDescAttr(desc, i)->atttypid == table.types[i];
+            same = TupleDescAttr(desc, i)->atttypid == table.columns[i].type;
         if (!same)
             ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
                             errmsg("the rows of cursor \"%s\" do not match the columns of foreign table %s",
@@ -272,7 +106,7 @@ std::vector<FmgrInfo> copy_outputs(Portal cursor, Oid relid, const LinkTable &ta
         for (int i = 0; i < desc->natts; i++) {
             Oid function;
             bool varlena;
-            getTypeOutputInfo(table.types[i], &function, &varlena);
+            getTypeOutputInfo(table.columns[i].type, &function, &varlena);
             fmgr_info_cxt(function, &outputs[i], memory);
         }
     });
@@ -283,7 +117,7 @@ size_t append_copy_rows(std::string &out, uint64_t rows, const std::vector<FmgrI
                         MemoryContext scratch) {
     return pg_call([&] {
         size_t start = out.size();
-        int settings = fdw().set_transmission_modes();
+        int settings = set_transmission_modes();
         MemoryContext caller = MemoryContextSwitchTo(scratch);
         TupleDesc desc = SPI_tuptable->tupdesc;
         for (uint64_t row = 0; row < rows; row++) {
@@ -315,7 +149,7 @@ size_t append_copy_rows(std::string &out, uint64_t rows, const std::vector<FmgrI
             MemoryContextReset(scratch);
         }
         MemoryContextSwitchTo(caller);
-        fdw().reset_transmission_modes(settings);
+        reset_transmission_modes(settings);
         return out.size() - start;
     });
 }

@@ -1,37 +1,26 @@
-// Streaming rows into another environment with COPY, on the connection postgres_fdw keeps to a
-// foreign table's server for the current user: the one the foreign table's own statements use,
-// inside the same remote transaction and savepoints, with the same credentials (the user
-// mapping). A batch INSERT through postgres_fdw waits for each batch to be stored there before
-// it formats the next; a COPY lets this server format rows while the other stores those before.
+// Streaming rows into another environment with COPY on a link's connection
+// (pg/link_table.hpp). A batch INSERT through postgres_fdw waits for each batch to be stored
+// there before it formats the next; a COPY lets this server format rows while the other
+// stores those sent before.
 #pragma once
 
 #include <cstddef>
 #include <string>
 #include <vector>
 
-#include "pg/boundary.hpp"
-
-typedef struct pg_conn PGconn;
+#include "pg/link_table.hpp"
 
 namespace envsync::pg {
 
-// A postgres_fdw foreign table that the current user may INSERT into (as postgres_fdw would
-// refuse it otherwise: no right, or updatable = false), and where its rows go over there.
-struct LinkTable {
-    PGconn *conn;          // postgres_fdw's connection, its remote transaction begun
-    std::string copy_sql;  // COPY <remote relation> (<remote columns>) FROM STDIN
-    std::vector<Oid> types;  // of its columns, in order
-};
-void open_link_table(Oid relid, LinkTable *table);
-
-// A COPY ... FROM STDIN running on a link's connection. send() queues text-format lines and
-// waits (interruptibly) while the other server takes them in; finish() ends the COPY and
-// raises the other server's error, if any. Destroyed unfinished (an error on this side), it
-// fails the COPY over there, so that postgres_fdw's own abort of the remote (sub)transaction
-// finds its connection in a state it knows.
+// A COPY ... FROM STDIN running on a link's connection, into the link table's relation there
+// (all its columns). send() queues text-format lines and waits (interruptibly) while the other
+// server takes them in; finish() ends the COPY and raises the other server's error, if any.
+// Destroyed unfinished (an error on this side), it fails the COPY over there, so that
+// postgres_fdw's own abort of the remote (sub)transaction finds its connection in a state it
+// knows.
 class RemoteCopy {
 public:
-    RemoteCopy(PGconn *conn, std::string sql);
+    explicit RemoteCopy(const LinkTable &table);
     ~RemoteCopy();
     RemoteCopy(const RemoteCopy &) = delete;
     RemoteCopy &operator=(const RemoteCopy &) = delete;

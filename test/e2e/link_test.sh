@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# How an apply streams its records into TEST: envsync.copy_to_link, one COPY on postgres_fdw's
-# connection, in its remote transaction. Values that COPY's text format escapes arrive as they
-# were; the refusals are those an INSERT into the foreign table would meet; a failure on either
-# side, or a cancel, leaves nothing staged in TEST and the link usable in the same session.
-# TAP: prove --exec bash test/e2e/link_copy_test.sh
+# How an apply talks to TEST beyond postgres_fdw's foreign-table statements, on its connection
+# and in its remote transaction: envsync.copy_to_link streams the records with one COPY, and
+# envsync.send_to_link/answer_from_link have TEST write them while PROD keeps its bookkeeping.
+# Values that COPY's text format escapes arrive as they were; the refusals are those an INSERT
+# into the foreign table would meet; a failure on either side, or a cancel, leaves nothing
+# staged or requested in TEST and the link usable in the same session.
+# TAP: prove --exec bash test/e2e/link_test.sh
 set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 source "$repo/test/lib/shop_e2e.sh"
@@ -110,5 +112,41 @@ ok "without waiting for TEST to take in all 200,000 rows (took ${took} s; about 
 on_test -c "DROP TRIGGER slow_row ON envsync.apply_stage" -c "DROP FUNCTION public.slow_row()" >/dev/null
 is "$(staged_in_test)" 0 "nothing is left staged in TEST"
 ok "TEST's link sessions are idle again" wait_for 10 link_idle
+
+# --- A request TEST works on while PROD goes on ----------------------------------------------------
+requests=envsync_env_test.apply_requests
+request="'{\"run\": -1, \"environment\": \"test\", \"move_sequences\": false}'"
+like "$(refused -c "SELECT envsync.answer_from_link('$requests')")" \
+     '55000: no request to this foreign table awaits its answer' "an answer nobody asked for is refused"
+like "$(refused -c "SELECT envsync.send_to_link('$requests', '{\"run\": -1, \"nothing\": 1}')")" \
+     '42703: foreign table has no column "nothing"' "a request naming a column the foreign table lacks is refused"
+like "$(refused -c "CREATE ROLE copy_tester" -c "GRANT USAGE ON SCHEMA envsync, envsync_env_test TO copy_tester" \
+                -c "GRANT EXECUTE ON FUNCTION envsync.send_to_link(regclass, jsonb) TO copy_tester" \
+                -c "SET ROLE copy_tester" -c "SELECT envsync.send_to_link('$requests', $request)")" \
+     '42501: permission denied for foreign table apply_requests' "sending needs the right to INSERT into the foreign table"
+is "$(prod -c "BEGIN" -c "SELECT envsync.send_to_link('$requests', $request)" -c "SELECT 'meanwhile'" \
+          -c "SELECT envsync.answer_from_link('$requests') ->> 'result'" -c "ROLLBACK")" $'\nmeanwhile\n{}' "the answer is the row TEST inserted, its trigger's result included (nothing staged: nothing written)"
+# TEST takes its time; PROD fails, or gives up waiting, meanwhile.
+on_test >/dev/null <<'SQL'
+CREATE FUNCTION public.slow_request() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_sleep(20);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER slow_request BEFORE INSERT ON envsync.apply_requests FOR EACH ROW EXECUTE FUNCTION public.slow_request();
+SQL
+start=$(date +%s)
+out=$(go_on -c "BEGIN" -c "SELECT envsync.send_to_link('$requests', $request)" -c "SELECT 1 / 0" -c "ROLLBACK" \
+           -c "SELECT version FROM envsync_env_test.about")
+like "$out" "division by zero.*$version\$" "an error on PROD while TEST works cancels the request; the link answers afterwards"
+out=$(go_on -v VERBOSITY=verbose -c "BEGIN" -c "SET LOCAL statement_timeout = '1s'" -c "SELECT envsync.send_to_link('$requests', $request)" \
+           -c "SELECT envsync.answer_from_link('$requests')" -c "ROLLBACK" -c "SELECT version FROM envsync_env_test.about")
+like "$out" "57014: canceling statement due to statement timeout.*$version\$" "so does a timeout while PROD waits for the answer"
+took=$(( $(date +%s) - start ))
+ok "without waiting for TEST's request to end (took ${took} s; 40 s otherwise)" test "$took" -lt 15
+on_test -c "DROP TRIGGER slow_request ON envsync.apply_requests" -c "DROP FUNCTION public.slow_request()" >/dev/null
+is "$(on_test -c "SELECT count(*) FROM envsync.apply_requests WHERE run = -1")" 0 "TEST kept no request"
+ok "TEST's link sessions are idle" wait_for 10 link_idle
 
 done_testing
