@@ -48,7 +48,7 @@ BEGIN
         ('apply_stage', 'run bigint, table_id integer, key text[], op "char", expect_hash bigint, '
                         'new_row jsonb, new_hash bigint', ''),
         ('apply_requests', 'run bigint, environment text, move_sequences boolean, result jsonb, '
-                           'requested_at timestamptz DEFAULT now(), run_info jsonb', '')
+                           'requested_at timestamptz, run_info jsonb', '')
         ) AS r (name, columns, options) LOOP
         EXECUTE format('CREATE FOREIGN TABLE %I.%I (%s) SERVER %I OPTIONS (schema_name ''envsync'', table_name %L%s)',
                        link, relation.name, relation.columns, server, relation.name, relation.options);
