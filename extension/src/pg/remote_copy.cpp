@@ -19,6 +19,20 @@ std::string copy_statement(const LinkTable &table) {
     return sql + ") FROM STDIN";
 }
 
+// Retries a libpq call that queues output (1: queued, 0: its buffer is full, -1: an error)
+// until it has queued, waiting for the socket meanwhile.
+template <typename Put>
+void queue(PGconn *conn, const std::string &sql, Put &&put) {
+    for (;;) {
+        int queued = put();
+        if (queued < 0)
+            raise_remote(conn, nullptr, sql);
+        if (queued == 1)
+            return;
+        wait_socket(conn, WL_SOCKET_WRITEABLE);
+    }
+}
+
 }  // namespace
 
 RemoteCopy::RemoteCopy(const LinkTable &table) : conn_(table.conn), sql_(copy_statement(table)) {
@@ -58,27 +72,13 @@ void RemoteCopy::send(const char *data, size_t length) {
     constexpr size_t slice = 256 * 1024;
     for (size_t at = 0; at < length; at += slice) {
         int bytes = static_cast<int>(std::min(slice, length - at));
-        for (;;) {
-            int queued = PQputCopyData(conn_, data + at, bytes);
-            if (queued < 0)
-                raise_remote(conn_, nullptr, sql_);
-            if (queued == 1)
-                break;
-            wait_socket(conn_, WL_SOCKET_WRITEABLE);
-        }
+        queue(conn_, sql_, [&] { return PQputCopyData(conn_, data + at, bytes); });
         flush(conn_, sql_);
     }
 }
 
 void RemoteCopy::finish() {
-    for (;;) {
-        int queued = PQputCopyEnd(conn_, nullptr);
-        if (queued < 0)
-            raise_remote(conn_, nullptr, sql_);
-        if (queued == 1)
-            break;
-        wait_socket(conn_, WL_SOCKET_WRITEABLE);
-    }
+    queue(conn_, sql_, [&] { return PQputCopyEnd(conn_, nullptr); });
     flush(conn_, sql_);
     PGresult *last = nullptr;
     while (PGresult *res = next_result(conn_, sql_)) {
