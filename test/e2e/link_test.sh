@@ -15,6 +15,12 @@ stage=envsync_env_test.apply_stage
 rows() { echo "SELECT 1::bigint, 1, ARRAY[g::text], 'I'::\"char\", NULL::bigint, jsonb_build_object('id', g), 0::bigint FROM generate_series(1, $1) g"; }
 version=$(on_test -c "SELECT extversion FROM pg_extension WHERE extname = 'envsync'")
 staged_in_test() { on_test -c "SELECT count(*) FROM envsync.apply_stage"; }
+slow_down() {   # slow_down TABLE SECONDS: on TEST, every row inserted into TABLE waits that long
+    on_test -c "CREATE FUNCTION public.slow_down() RETURNS trigger LANGUAGE plpgsql AS \$\$
+                BEGIN PERFORM pg_sleep($2); RETURN NEW; END \$\$" \
+            -c "CREATE TRIGGER slow_down BEFORE INSERT ON $1 FOR EACH ROW EXECUTE FUNCTION public.slow_down()" >/dev/null
+}
+speed_up() { on_test -c "DROP FUNCTION public.slow_down() CASCADE" >/dev/null; }
 link_idle() {   # no session of PROD's link role runs a statement in TEST
     [[ $(on_test -c "SELECT count(*) FROM pg_stat_activity WHERE usename = 'envsync_link' AND state = 'active'") == 0 ]]
 }
@@ -93,15 +99,7 @@ out=$(go_on -c "BEGIN" \
 like "$out" "division by zero.*$version" "an error of the rows streamed fails the COPY, and the link answers afterwards"
 is "$(staged_in_test)" 0 "nothing is left staged in TEST"
 # A cancel (statement_timeout) while TEST takes the rows in slowly.
-on_test >/dev/null <<'SQL'
-CREATE FUNCTION public.slow_row() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_sleep(0.001);
-    RETURN NEW;
-END
-$$;
-CREATE TRIGGER slow_row BEFORE INSERT ON envsync.apply_stage FOR EACH ROW EXECUTE FUNCTION public.slow_row();
-SQL
+slow_down envsync.apply_stage 0.001
 start=$(date +%s)
 out=$(go_on -v VERBOSITY=verbose -c "BEGIN" -c "DECLARE c NO SCROLL CURSOR FOR $(rows 200000)" -c "SET LOCAL statement_timeout = '1s'" \
            -c "SELECT envsync.copy_to_link('$stage', 'c')" -c "ROLLBACK" -c "SELECT version FROM envsync_env_test.about")
@@ -109,7 +107,7 @@ took=$(( $(date +%s) - start ))
 like "$out" "57014: canceling statement due to statement timeout" "a statement timeout cancels the stream"
 like "$out" "$version\$" "the same session reaches TEST again afterwards"
 ok "without waiting for TEST to take in all 200,000 rows (took ${took} s; about 200 s otherwise)" test "$took" -lt 30
-on_test -c "DROP TRIGGER slow_row ON envsync.apply_stage" -c "DROP FUNCTION public.slow_row()" >/dev/null
+speed_up
 is "$(staged_in_test)" 0 "nothing is left staged in TEST"
 ok "TEST's link sessions are idle again" wait_for 10 link_idle
 
@@ -127,15 +125,7 @@ like "$(refused -c "CREATE ROLE copy_tester" -c "GRANT USAGE ON SCHEMA envsync, 
 is "$(prod -c "BEGIN" -c "SELECT envsync.send_to_link('$requests', $request)" -c "SELECT 'meanwhile'" \
           -c "SELECT envsync.answer_from_link('$requests') ->> 'result'" -c "ROLLBACK")" $'\nmeanwhile\n{}' "the answer is the row TEST inserted, its trigger's result included (nothing staged: nothing written)"
 # TEST takes its time; PROD fails, or gives up waiting, meanwhile.
-on_test >/dev/null <<'SQL'
-CREATE FUNCTION public.slow_request() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_sleep(20);
-    RETURN NEW;
-END
-$$;
-CREATE TRIGGER slow_request BEFORE INSERT ON envsync.apply_requests FOR EACH ROW EXECUTE FUNCTION public.slow_request();
-SQL
+slow_down envsync.apply_requests 20
 start=$(date +%s)
 out=$(go_on -c "BEGIN" -c "SELECT envsync.send_to_link('$requests', $request)" -c "SELECT 1 / 0" -c "ROLLBACK" \
            -c "SELECT version FROM envsync_env_test.about")
@@ -145,7 +135,7 @@ out=$(go_on -v VERBOSITY=verbose -c "BEGIN" -c "SET LOCAL statement_timeout = '1
 like "$out" "57014: canceling statement due to statement timeout.*$version\$" "so does a timeout while PROD waits for the answer"
 took=$(( $(date +%s) - start ))
 ok "without waiting for TEST's request to end (took ${took} s; 40 s otherwise)" test "$took" -lt 15
-on_test -c "DROP TRIGGER slow_request ON envsync.apply_requests" -c "DROP FUNCTION public.slow_request()" >/dev/null
+speed_up
 is "$(on_test -c "SELECT count(*) FROM envsync.apply_requests WHERE run = -1")" 0 "TEST kept no request"
 ok "TEST's link sessions are idle" wait_for 10 link_idle
 
