@@ -10,6 +10,9 @@ cluster=$repo/test/cluster.sh
 fixtures=$repo/test/fixtures
 
 "$cluster" start >/dev/null
+# A fresh shop has no scheduler job: one left by an earlier test (pg_cron keeps it past DROP
+# EXTENSION envsync) would run envsync.run_due_syncs() every minute, amid the next test's checks.
+"$cluster" psql prod -c "SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = 'envsync synchronizations'" -o /dev/null
 for side in prod test; do
     "$cluster" psql "$side" <<'SQL'
 SET client_min_messages = warning;
