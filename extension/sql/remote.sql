@@ -42,6 +42,7 @@ BEGIN
                         ', fetch_size ''10000'', async_capable ''true'''),
         ('bucket_requests', 'table_id integer, bits integer, buckets bigint[], keys text[], hashes bigint[]', ''),
         ('compact_requests', 'table_id integer, taken pg_snapshot[], most integer, forgotten bigint', ''),
+        -- the answer comes as json text, parsed here once
         ('read_requests', 'table_id integer, keys text[], rows jsonb', ''),
         ('cascade_requests', 'table_id integer, keys text[], tables integer[], cascades jsonb', ''),
         -- an apply stages its records (envsync.copy_to_link), then one request writes them
