@@ -19,9 +19,10 @@
 # evenly, 1,000 more updates in one key range, and 10 % of the rows changed. Each comparison
 # runs in a transaction that is rolled back, so every repetition sees the same state; times are
 # psql's \timing in a fresh session each (pg_comparator: wall clock), medians of the
-# repetitions, ratios against the figures of the same run. Peak private memory of the backends
-# is VmHWM - RssShmem (shared buffers touched are not a backend's own): PROD's session, and
-# TEST's postgres_fdw session serving it.
+# repetitions, ratios against the figures of the same run: of the medians, and (less swayed by
+# the machine's drift) the median of each repetition's own ratio. Peak private memory of the
+# backends is VmHWM - RssShmem (shared buffers touched are not a backend's own): PROD's
+# session, and TEST's postgres_fdw session serving it.
 #   test/bench/compare.sh [rows per side for the large run, default 1000000] [repetitions, default 3]
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -192,6 +193,13 @@ floor_sql() {   # floor_sql: reading the records the naive join finds by key, on
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "inf" }'; }
+# pair_ratios "A1 A2..." "B1 B2...": the median of A_i / B_i, each pair timed in one repetition,
+# minutes apart at most, and the ratios themselves: robust to the machine's drift over the run
+pair_ratios() {
+    local a=($1) b=($2) r=() i
+    for i in "${!a[@]}"; do r+=("$(ratio "${a[$i]}" "${b[$i]}")"); done
+    printf '%s  (repetitions: %s)' "$(median "${r[*]}")" "${r[*]}"
+}
 
 for rows in $(( large / 4 )) "$large"; do
     echo "== $rows rows per side (bench.pages + bench.files)"
@@ -214,15 +222,19 @@ for rows in $(( large / 4 )) "$large"; do
     printf 'median s: row_hash %s, incremental %s, floor %s, full %s, naive %s\n' "$h" "$i" "$fm" "$f" "$n"
     printf '  runs: row_hash %s | incremental %s | floor %s | full %s | naive %s\n' \
         "${hs[*]}" "${inc[*]}" "${fl[*]}" "${full[*]}" "${nv[*]}"
-    printf 'full / row_hash          = %sx  (goal <= 1.25x)\n' "$(ratio "$f" "$h")"
-    printf 'incremental / floor      = %sx  (goal <= 3x)\n' "$(ratio "$i" "$fm")"
+    printf 'full / row_hash          = %sx  (goal <= 1.25x); per repetition: median %s\n' \
+        "$(ratio "$f" "$h")" "$(pair_ratios "${full[*]}" "${hs[*]}")"
+    printf 'incremental / floor      = %sx  (goal <= 3x); per repetition: median %s\n' \
+        "$(ratio "$i" "$fm")" "$(pair_ratios "${inc[*]}" "${fl[*]}")"
     printf 'naive / full             = %sx\n' "$(ratio "$n" "$f")"
     printf 'full / incremental       = %sx\n' "$(ratio "$f" "$i")"
     if [[ -n $pgc ]]; then
         p=$(median "${pc[*]}")
         printf 'median s: pg_comparator best %s  (runs: %s)\n' "$p" "${pc[*]}"
-        printf 'pg_comparator / full        = %sx  (goal >= 3x)\n' "$(ratio "$p" "$f")"
-        printf 'pg_comparator / incremental = %sx  (goal >= 80x)\n' "$(ratio "$p" "$i")"
+        printf 'pg_comparator / full        = %sx  (goal >= 3x); per repetition: median %s\n' \
+            "$(ratio "$p" "$f")" "$(pair_ratios "${pc[*]}" "${full[*]}")"
+        printf 'pg_comparator / incremental = %sx  (goal >= 80x); per repetition: median %s\n' \
+            "$(ratio "$p" "$i")" "$(pair_ratios "${pc[*]}" "${inc[*]}")"
     fi
     printf 'peak private memory kB (PROD backend, TEST fdw backend): incremental %s; full %s; naive %s\n' \
         "$(peak_kb "SELECT sync_compare('test', 'prod')")" \
