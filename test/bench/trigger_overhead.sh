@@ -6,6 +6,9 @@
 # median reported, since absolute figures drift on shared machines.
 # synchronous_commit is off: with it on, WAL flushes hide any trigger cost. Afterwards the
 # tracked table's change log must hold exactly one entry per row written, or the benchmark fails.
+# Each run's server CPU per transaction is reported too (every process of the cluster, exited or
+# live, from /proc): the time stolen by other guests and the clients' own CPU do not count in
+# it, so it drifts far less than TPS on a shared machine.
 #
 #   test/bench/trigger_overhead.sh [seconds per run, default 10] [rounds, default 6]
 set -euo pipefail
@@ -110,21 +113,41 @@ for t in $variants; do
     pgbench -n -M prepared -c 2 -j 2 -T 5 -f "$work/$t-update.sql@2" -f "$work/$t-insert.sql@1" \
         -f "$work/$t-delete.sql@1" >/dev/null
 done
-declare -A results
-ratio_untracked=() ratio_plpgsql=()
+postmaster=$(head -n 1 "$(psql -X -At -c 'SHOW data_directory')/postmaster.pid")
+server_ticks() {   # clock ticks of CPU the cluster used so far: its exited children and the live ones
+    local f child total
+    read -r -a f <"/proc/$postmaster/stat"
+    total=$(( f[13] + f[14] + f[15] + f[16] ))
+    for child in $(cat "/proc/$postmaster/task/$postmaster/children"); do
+        read -r -a f <"/proc/$child/stat" 2>/dev/null || continue
+        total=$(( total + f[13] + f[14] ))
+    done
+    echo "$total"
+}
+tick_us=$(( 1000000 / $(getconf CLK_TCK) ))
+declare -A results cpu_results
+ratio_untracked=() ratio_plpgsql=() cpu_ratio_untracked=()
 order=($variants)
 for round in $(seq "$rounds"); do
-    declare -A tps=()
+    declare -A tps=() cpu=()
     for t in "${order[@]}"; do
-        tps[$t]=$(pgbench -n -M prepared -c 2 -j 2 -T "$seconds" \
-                -f "$work/$t-update.sql@2" -f "$work/$t-insert.sql@1" -f "$work/$t-delete.sql@1" \
-              | awk '/^tps = / {print $3; exit}')
+        sleep 1   # the previous run's backends are gone and counted
+        before=$(server_ticks)
+        out=$(pgbench -n -M prepared -c 2 -j 2 -T "$seconds" \
+                -f "$work/$t-update.sql@2" -f "$work/$t-insert.sql@1" -f "$work/$t-delete.sql@1")
+        sleep 1
+        used=$(( $(server_ticks) - before ))
+        tps[$t]=$(awk '/^tps = / {print $3; exit}' <<<"$out")
+        cpu[$t]=$(awk -v used="$used" -v tick="$tick_us" '/^number of transactions actually processed/ {
+                      split($NF, n, "/"); printf "%.2f", used * tick / n[1]; exit }' <<<"$out")
         results[$t]+="${tps[$t]} "
-        printf 'round %d  %-9s %10.0f tps\n' "$round" "$t" "${tps[$t]}"
+        cpu_results[$t]+="${cpu[$t]} "
+        printf 'round %d  %-9s %10.0f tps  %6.2f us server CPU a transaction\n' "$round" "$t" "${tps[$t]}" "${cpu[$t]}"
     done
     # Ratios within a round compare runs made minutes apart at most.
     ratio_untracked+=("$(awk -v a="${tps[tracked]}" -v b="${tps[untracked]}" 'BEGIN { print a / b }')")
     ratio_plpgsql+=("$(awk -v a="${tps[tracked]}" -v b="${tps[plpgsql]}" 'BEGIN { print a / b }')")
+    cpu_ratio_untracked+=("$(awk -v a="${cpu[untracked]}" -v b="${cpu[tracked]}" 'BEGIN { print a / b }')")
     order=("${order[@]:1}" "${order[0]}")   # rotate, so no variant always runs first
 done
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
@@ -136,6 +159,10 @@ printf 'tracked / untracked        = %.3f  median of the rounds'"'"' ratios: %s 
     "$(median "${ratio_untracked[*]}")" "${ratio_untracked[*]}"
 printf 'tracked / PL/pgSQL trigger = %.3f  median of the rounds'"'"' ratios: %s  (goal > 1)\n' \
     "$(median "${ratio_plpgsql[*]}")" "${ratio_plpgsql[*]}"
+printf 'median server CPU us a transaction: untracked %.2f, envsync C++ trigger %.2f, PL/pgSQL trigger %.2f\n' \
+    "$(median "${cpu_results[untracked]}")" "$(median "${cpu_results[tracked]}")" "$(median "${cpu_results[plpgsql]}")"
+printf 'untracked / tracked server CPU a transaction = %.3f  median of the rounds'"'"' ratios: %s\n' \
+    "$(median "${cpu_ratio_untracked[*]}")" "${cpu_ratio_untracked[*]}"
 if ! settled "$entries"; then
     echo "WRONG: rows written to the tracked table (inserted updated deleted): $(written);" \
          "change-log entries: $entries" >&2
