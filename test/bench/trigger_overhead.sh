@@ -7,8 +7,7 @@
 # synchronous_commit is off: with it on, WAL flushes hide any trigger cost. Afterwards the
 # tracked table's change log must hold exactly one entry per row written, or the benchmark fails.
 # Each run's server CPU per transaction is reported too (every process of the cluster, exited or
-# live, from /proc): the time stolen by other guests and the clients' own CPU do not count in
-# it, so it drifts far less than TPS on a shared machine.
+# live, from /proc): the time stolen by other guests and the clients' own CPU do not count in it.
 #
 #   test/bench/trigger_overhead.sh [seconds per run, default 10] [rounds, default 6]
 set -euo pipefail
